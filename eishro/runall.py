@@ -1,0 +1,61 @@
+"""Run the web server, a Celery worker and beat together in the foreground; Ctrl-C stops all three."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+BIN = os.path.dirname(sys.executable)
+
+
+def main():
+    env = dict(os.environ)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Celery refuses root unless told; our development machines do run as root.
+        env.setdefault("C_FORCE_ROOT", "1")
+    addr = env.get("RUN_ADDR", "127.0.0.1:8000")
+    commands = {
+        "web": [sys.executable, "manage.py", "runserver", addr, "--noreload"],
+        "worker": [
+            os.path.join(BIN, "celery"),
+            "-A",
+            "eishro",
+            "worker",
+            "-l",
+            "info",
+            "--pool=threads",
+            "--concurrency=8",
+        ],
+        "beat": [os.path.join(BIN, "celery"), "-A", "eishro", "beat", "-l", "info", "-S", "django"],
+    }
+    procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
+    print(f"eishro: web on http://{addr}/admin/, worker and beat started (Ctrl-C stops all three)", flush=True)
+
+    def stop(*_):
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 10
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    try:
+        while True:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    print(f"eishro: {name} exited with {proc.returncode}; stopping the others", flush=True)
+                    stop()
+                    return proc.returncode or 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Adapters: one class per provider, behind one interface per domain.
+
+The registry is data: each app's AppConfig declares `adapters = {code: "dotted.path.Class"}` and
+the classes are imported only when a row needs one. A class carries its metadata (label, kind,
+credential fields and which of them are secret, health check, timeout), and the admin, the
+redaction and the health checks read it from there.
+"""
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from django.apps import apps
+from django.utils.module_loading import import_string
+
+from .errors import UnknownAdapter
+
+
+@dataclass(frozen=True)
+class CredentialField:
+    name: str
+    label: str = ""
+    secret: bool = True
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """How a provider is checked: an HTTP GET of `path` (relative to base URL) expecting `status`."""
+
+    path: str = "health"
+    timeout: float = 5.0
+    expected_status: int = 200
+    degraded_after: float | None = None  # seconds; None means 60% of the timeout
+
+
+@dataclass(frozen=True)
+class ProviderMeta:
+    label: str
+    kind: str
+    credentials: tuple[CredentialField, ...] = ()
+    health: HealthCheck = field(default_factory=HealthCheck)
+    timeout: float = 10.0
+    sandbox_path: str = ""  # path under SANDBOX_BASE_URL that the demo data points this code at
+
+    @property
+    def secret_fields(self):
+        return tuple(f.name for f in self.credentials if f.secret)
+
+
+class Adapter:
+    """Base of every adapter. Subclasses set `meta` and implement their domain's interface."""
+
+    meta: ProviderMeta = ProviderMeta(label="", kind="")
+
+    def __init__(self, integration):
+        self.integration = integration
+
+    @cached_property
+    def client(self):
+        from .http import ProviderClient
+
+        return ProviderClient(self.integration)
+
+    @property
+    def credentials(self):
+        return self.integration.credentials or {}
+
+    @property
+    def config(self):
+        return self.integration.configuration or {}
+
+    def check_health(self):
+        """Return the `requests.Response` of the health probe. Adapters may override."""
+        spec = self.meta.health
+        return self.client.request(
+            "GET", spec.path, timeout=spec.timeout, retries=0, raise_for_status=False, breaker=False
+        )
+
+    def handle_webhook(self, event):
+        """Move domain state forward from a verified, stored WebhookEvent. Domain adapters override."""
+        raise NotImplementedError(f"{type(self).__name__} does not accept webhooks")
+
+    def verify_webhook(self, request):
+        """Return None to use the standard HMAC scheme, or True/False to decide here."""
+        return None
+
+
+def registered_codes():
+    codes = {}
+    for config in apps.get_app_configs():
+        codes.update(getattr(config, "adapters", {}))
+    return codes
+
+
+def adapter_class(code):
+    try:
+        path = registered_codes()[code]
+    except KeyError:
+        raise UnknownAdapter(f"No adapter is registered under the code {code!r}.") from None
+    return import_string(path)
+
+
+def adapter_for(integration):
+    return adapter_class(integration.code)(integration)
+
+
+def code_choices():
+    return sorted((code, adapter_class(code).meta.label or code) for code in registered_codes())

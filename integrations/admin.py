@@ -1,0 +1,181 @@
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .adapters import UnknownAdapter, adapter_class, code_choices
+from .models import ExternalIntegration, IntegrationLog, Status, WebhookEvent
+
+MASK_PREFIX = "••••••"
+
+
+def mask(value):
+    text = str(value)
+    return MASK_PREFIX + text[-4:] if len(text) > 8 else MASK_PREFIX
+
+
+def secret_names(code):
+    try:
+        return set(adapter_class(code).meta.secret_fields)
+    except UnknownAdapter:
+        return set()
+
+
+class CredentialsField(forms.CharField):
+    widget = forms.Textarea(attrs={"rows": 6, "cols": 60, "dir": "ltr", "style": "font-family: monospace"})
+
+
+class IntegrationForm(forms.ModelForm):
+    """Credentials are edited as JSON with secret values masked: a masked value left as it is keeps
+    the stored secret, so an operator can change one key without ever seeing the others."""
+
+    credentials_json = CredentialsField(
+        label=_("Credentials"),
+        required=False,
+        help_text=_("JSON object. Secret values are shown masked; leave a masked value unchanged to keep it."),
+    )
+
+    class Meta:
+        model = ExternalIntegration
+        fields = ["kind", "code", "name", "display_name", "owner", "base_url", "priority", "status", "configuration"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["code"].widget = forms.Select(choices=[("", "---------"), *code_choices()])
+        stored = self.instance.credentials if self.instance.pk else {}
+        secrets = secret_names(self.instance.code) if self.instance.pk else set()
+        shown = {k: (mask(v) if (k in secrets and v) else v) for k, v in (stored or {}).items()}
+        self.initial["credentials_json"] = json.dumps(shown, ensure_ascii=False, indent=2) if shown else "{}"
+
+    def clean_credentials_json(self):
+        raw = self.cleaned_data.get("credentials_json") or "{}"
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(_("Credentials must be valid JSON: %s") % exc) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError(_("Credentials must be a JSON object."))
+        stored = (self.instance.credentials if self.instance.pk else {}) or {}
+        for key, item in list(value.items()):
+            if isinstance(item, str) and item.startswith(MASK_PREFIX) and key in stored:
+                value[key] = stored[key]
+        return value
+
+    def _post_clean(self):
+        self.instance.credentials = self.cleaned_data.get("credentials_json", self.instance.credentials)
+        super()._post_clean()
+
+
+@admin.register(ExternalIntegration)
+class ExternalIntegrationAdmin(admin.ModelAdmin):
+    form = IntegrationForm
+    list_display = [
+        "display_name",
+        "kind",
+        "code",
+        "owner",
+        "status",
+        "health_badge",
+        "priority",
+        "total_requests",
+        "success_rate_display",
+        "average_response_time",
+        "last_health_check",
+    ]
+    list_filter = ["kind", "status", "health_status", ("owner", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "display_name", "code", "base_url", "owner__username"]
+    readonly_fields = [
+        "health_status",
+        "last_health_check",
+        "total_requests",
+        "successful_requests",
+        "failed_requests",
+        "average_response_time",
+        "created_at",
+        "updated_at",
+        "created_by",
+    ]
+    fieldsets = [
+        (None, {"fields": ["kind", "code", "name", "display_name", "owner", "base_url", "priority", "status"]}),
+        (_("Configuration and credentials"), {"fields": ["configuration", "credentials_json"]}),
+        (_("Health and counters"), {"fields": readonly_fields}),
+    ]
+    actions = ["enable", "disable", "maintenance"]
+    list_select_related = ["owner"]
+
+    @admin.display(description=_("Health"), ordering="health_status")
+    def health_badge(self, obj):
+        colours = {"healthy": "#1a7f37", "degraded": "#b58100", "unhealthy": "#cf222e"}
+        label = obj.get_health_status_display() or _("unknown")
+        return format_html('<span style="color:{}">●</span> {}', colours.get(obj.health_status, "#888"), label)
+
+    @admin.display(description=_("Success rate"))
+    def success_rate_display(self, obj):
+        rate = obj.success_rate
+        return "—" if rate is None else f"{rate}%"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def _set_status(self, request, queryset, status):
+        count = queryset.update(status=status)
+        self.message_user(
+            request, ngettext("%d provider updated.", "%d providers updated.", count) % count, messages.SUCCESS
+        )
+
+    @admin.action(description=_("Enable selected providers"))
+    def enable(self, request, queryset):
+        self._set_status(request, queryset, Status.ACTIVE)
+
+    @admin.action(description=_("Disable selected providers"))
+    def disable(self, request, queryset):
+        self._set_status(request, queryset, Status.INACTIVE)
+
+    @admin.action(description=_("Put selected providers in maintenance"))
+    def maintenance(self, request, queryset):
+        self._set_status(request, queryset, Status.MAINTENANCE)
+
+
+@admin.register(IntegrationLog)
+class IntegrationLogAdmin(admin.ModelAdmin):
+    list_display = ["started_at", "integration", "method", "endpoint", "response_status", "status", "request_duration"]
+    list_filter = ["status", "method", "integration__kind"]
+    search_fields = ["request_id", "endpoint", "error_message"]
+    date_hierarchy = "started_at"
+    list_select_related = ["integration"]
+    show_full_result_count = False  # counting a partitioned table of millions of rows is slow
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "kind", "code", "integration", "event_id", "state", "attempts"]
+    list_filter = ["state", "kind", "code"]
+    search_fields = ["event_id", "error"]
+    readonly_fields = [f.name for f in WebhookEvent._meta.fields]
+    actions = ["replay"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description=_("Process selected events again"))
+    def replay(self, request, queryset):
+        from .tasks import process_webhook_event
+
+        failed = queryset.filter(state=WebhookEvent.State.FAILED)
+        for pk in failed.values_list("pk", flat=True):
+            process_webhook_event.delay(pk)
+        self.message_user(request, _("%d event(s) queued again.") % failed.count(), messages.SUCCESS)

@@ -1,0 +1,43 @@
+import django_filters
+from rest_framework import viewsets
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from integrations.models import ExternalIntegration, IntegrationLog
+
+from .permissions import ScopedQuerysetMixin
+from .serializers import IntegrationLogSerializer, IntegrationSerializer, MeSerializer
+
+
+class IntegrationViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
+    """Provider connections visible to the caller (merchants: their own; staff: all)."""
+
+    queryset = ExternalIntegration.objects.all()
+    serializer_class = IntegrationSerializer
+    filterset_fields = ["kind", "code", "status", "health_status"]
+
+
+class LogFilter(django_filters.FilterSet):
+    since = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+
+    class Meta:
+        model = IntegrationLog
+        fields = ["integration", "status", "method", "since"]
+
+
+class IntegrationLogViewSet(viewsets.ReadOnlyModelViewSet):
+    """Calls made to the caller's providers (bodies and headers are for operators, in the admin)."""
+
+    serializer_class = IntegrationLogSerializer
+    filterset_class = LogFilter
+
+    def get_queryset(self):
+        queryset = IntegrationLog.objects.order_by("-started_at")
+        if not self.request.user.is_staff:
+            queryset = queryset.filter(integration__owner=self.request.user)
+        return queryset
+
+
+@api_view(["GET"])
+def me(request):
+    return Response(MeSerializer(request.user).data)

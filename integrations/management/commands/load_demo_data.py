@@ -1,0 +1,37 @@
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+ADMIN = ("admin", "admin")
+MERCHANT = "demo-merchant"
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the demo data: an admin login, a merchant with an API token, and every provider pointed "
+        "at its local simulator. Running it again changes nothing."
+    )
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        User = get_user_model()
+        admin, created = User.objects.get_or_create(
+            username=ADMIN[0], defaults={"is_staff": True, "is_superuser": True, "email": "admin@localhost"}
+        )
+        if created:
+            admin.set_password(ADMIN[1])
+            admin.save()
+        merchant, _ = User.objects.get_or_create(username=MERCHANT, defaults={"email": "merchant@localhost"})
+        token, _ = Token.objects.get_or_create(user=merchant)
+        for config in apps.get_app_configs():
+            loader = getattr(config, "load_demo", None)
+            if loader:
+                loader(merchant=merchant, stdout=self.stdout)
+        self.stdout.write(
+            "\nDemo data is ready.\n"
+            f"  admin:    http://127.0.0.1:8000/admin/  user {ADMIN[0]}  password {ADMIN[1]}\n"
+            f"  merchant: {MERCHANT}  API token {token.key}\n"
+            "  API docs: http://127.0.0.1:8000/api/docs/\n"
+        )

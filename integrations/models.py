@@ -1,0 +1,285 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .crypto import EncryptedJSONField
+from .validators import validate_provider_url
+
+
+class Kind(models.TextChoices):
+    PAYMENT = "payment", _("Payment")
+    SHIPPING = "shipping", _("Shipping")
+    TELECOM = "telecom", _("Telecom (SMS)")
+    EMAIL = "email", _("E-mail")
+    MAPS = "maps", _("Maps")
+    ADDRESS = "address", _("Address verification")
+    IDENTITY = "identity", _("Identity verification")
+    ANALYTICS = "analytics", _("Analytics")
+    STORAGE = "storage", _("Storage")
+    SMM = "smm", _("SMM panel")
+
+
+class Status(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    INACTIVE = "inactive", _("Inactive")
+    ERROR = "error", _("Error")
+    MAINTENANCE = "maintenance", _("Maintenance")
+
+
+class Health(models.TextChoices):
+    HEALTHY = "healthy", _("Healthy")
+    DEGRADED = "degraded", _("Degraded")
+    UNHEALTHY = "unhealthy", _("Unhealthy")
+
+
+class ExternalIntegrationQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status=Status.ACTIVE)
+
+    def platform(self):
+        return self.filter(owner__isnull=True)
+
+    def visible_to(self, user):
+        return self if user.is_staff else self.filter(owner=user)
+
+
+class ExternalIntegration(models.Model):
+    """The one row of every provider connection (the seed's `external_integrations`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    code = models.CharField(_("adapter"), max_length=50, help_text=_("Which adapter speaks to this provider."))
+    name = models.SlugField(_("name"), max_length=100, help_text=_("Unique per owner."))
+    display_name = models.CharField(_("display name"), max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="integrations",
+        help_text=_("Empty for the platform's own connections."),
+    )
+    base_url = models.CharField(_("base URL"), max_length=500, validators=[validate_provider_url])
+    configuration = models.JSONField(_("configuration"), default=dict, blank=True)
+    credentials = EncryptedJSONField(_("credentials"), blank=True)
+    priority = models.PositiveSmallIntegerField(_("priority"), default=1, help_text=_("Lower is tried first."))
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    health_status = models.CharField(_("health"), max_length=20, choices=Health.choices, blank=True)
+    last_health_check = models.DateTimeField(_("last health check"), null=True, blank=True)
+    total_requests = models.PositiveBigIntegerField(_("total requests"), default=0)
+    successful_requests = models.PositiveBigIntegerField(_("successful requests"), default=0)
+    failed_requests = models.PositiveBigIntegerField(_("failed requests"), default=0)
+    average_response_time = models.DecimalField(
+        _("average response time (ms)"), max_digits=10, decimal_places=2, default=0
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+
+    objects = ExternalIntegrationQuerySet.as_manager()
+
+    class Meta:
+        db_table = "external_integrations"
+        verbose_name = _("provider")
+        verbose_name_plural = _("providers")
+        ordering = ["kind", "priority", "display_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "name"], condition=Q(owner__isnull=False), name="integration_name_unique_per_owner"
+            ),
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(owner__isnull=True), name="integration_name_unique_platform"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["kind", "status"], name="idx_integrations_type"),
+            models.Index(fields=["status", "last_health_check"], name="idx_integrations_status"),
+            models.Index(fields=["health_status", "-updated_at"], name="idx_integrations_health"),
+        ]
+
+    def __str__(self):
+        return self.display_name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .adapters import UnknownAdapter, adapter_class
+
+        try:
+            meta = adapter_class(self.code).meta
+        except UnknownAdapter:
+            raise ValidationError({"code": _("No adapter is registered under this code.")}) from None
+        if meta.kind and self.kind and meta.kind != self.kind:
+            raise ValidationError({"kind": _("This adapter is for providers of kind “%s”.") % meta.kind})
+        missing = [f.name for f in meta.credentials if f.required and not (self.credentials or {}).get(f.name)]
+        if missing:
+            raise ValidationError({"credentials": _("Missing credentials: %s") % ", ".join(missing)})
+
+    @property
+    def adapter(self):
+        from .adapters import adapter_for
+
+        return adapter_for(self)
+
+    @property
+    def secret_values(self):
+        """Every secret credential value of this row, for redaction by value."""
+        from .adapters import UnknownAdapter, adapter_class
+
+        try:
+            names = adapter_class(self.code).meta.secret_fields
+        except UnknownAdapter:
+            names = ()
+        creds = self.credentials or {}
+        return tuple(str(v) for k, v in creds.items() if (k in names or "secret" in k or "key" in k) and v)
+
+    @property
+    def is_usable(self):
+        return self.status == Status.ACTIVE and self.health_status != Health.UNHEALTHY
+
+    def record_call(self, ok, duration_ms):
+        """Count one call atomically: concurrent workers never lose an increment."""
+        total = F("total_requests")
+        type(self).objects.filter(pk=self.pk).update(
+            total_requests=total + 1,
+            successful_requests=F("successful_requests") + (1 if ok else 0),
+            failed_requests=F("failed_requests") + (0 if ok else 1),
+            average_response_time=(F("average_response_time") * total + duration_ms) / (total + 1),
+        )
+
+    def set_status(self, status):
+        type(self).objects.filter(pk=self.pk).update(status=status, updated_at=timezone.now())
+        self.status = status
+
+    @property
+    def success_rate(self):
+        return round(100 * self.successful_requests / self.total_requests, 1) if self.total_requests else None
+
+
+class IntegrationLog(models.Model):
+    """One outbound call (the seed's `integration_logs`). Partitioned by month on PostgreSQL."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", _("Success")
+        ERROR = "error", _("Error")
+        TIMEOUT = "timeout", _("Timeout")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    integration = models.ForeignKey(
+        ExternalIntegration, on_delete=models.CASCADE, related_name="logs", verbose_name=_("provider")
+    )
+    request_id = models.CharField(_("request id"), max_length=255, blank=True)
+    endpoint = models.CharField(_("endpoint"), max_length=500)
+    method = models.CharField(_("method"), max_length=10)
+    request_headers = models.JSONField(_("request headers"), null=True, blank=True)
+    request_body = models.TextField(_("request body"), blank=True)
+    response_status = models.IntegerField(_("response status"), null=True, blank=True)
+    response_headers = models.JSONField(_("response headers"), null=True, blank=True)
+    response_body = models.TextField(_("response body"), blank=True)
+    request_duration = models.DecimalField(_("duration (ms)"), max_digits=10, decimal_places=3, null=True)
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    status = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices, default=Outcome.SUCCESS)
+    error_message = models.TextField(_("error"), blank=True)
+    error_code = models.CharField(_("error code"), max_length=50, blank=True)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.TextField(_("user agent"), blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        db_table = "integration_logs"
+        verbose_name = _("integration log")
+        verbose_name_plural = _("integration logs")
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["integration", "-started_at"], name="idx_integration_logs_integr"),
+            models.Index(fields=["status", "-started_at"], name="idx_integration_logs_status"),
+            models.Index(fields=["request_id"], name="idx_integration_logs_req", condition=~Q(request_id="")),
+        ]
+
+    def __str__(self):
+        return f"{self.method} {self.endpoint} → {self.response_status or self.status}"
+
+
+class WebhookEvent(models.Model):
+    """A provider's call to us, stored raw before anything else happens (replayable, auditable)."""
+
+    class State(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        PROCESSING = "processing", _("Processing")
+        PROCESSED = "processed", _("Processed")
+        FAILED = "failed", _("Failed")
+        REJECTED = "rejected", _("Rejected")
+
+    integration = models.ForeignKey(
+        ExternalIntegration,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhook_events",
+        verbose_name=_("provider"),
+    )
+    kind = models.CharField(_("kind"), max_length=20)
+    code = models.CharField(_("adapter"), max_length=50)
+    event_id = models.CharField(_("event id"), max_length=200, null=True, blank=True)
+    state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.RECEIVED)
+    headers = models.JSONField(_("headers"), default=dict)
+    body = models.TextField(_("body"), blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    received_at = models.DateTimeField(_("received"), auto_now_add=True)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "event_id"], name="webhook_event_unique_per_provider")
+        ]
+        indexes = [
+            models.Index(fields=["state"], name="webhook_pending", condition=Q(state__in=["received", "failed"]))
+        ]
+
+    def __str__(self):
+        return f"{self.code}:{self.event_id or '-'} ({self.state})"
+
+    @property
+    def payload(self):
+        import json
+
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            from urllib.parse import parse_qsl
+
+            return dict(parse_qsl(self.body))
+
+    def claim(self):
+        """Compare-and-set: the worker that moves the row to PROCESSING owns it; a duplicate does nothing."""
+        claimed = (
+            type(self)
+            .objects.filter(pk=self.pk, state__in=[self.State.RECEIVED, self.State.FAILED])
+            .update(state=self.State.PROCESSING, attempts=F("attempts") + 1)
+        )
+        return claimed == 1
+
+    def finish(self, error=""):
+        state = self.State.FAILED if error else self.State.PROCESSED
+        type(self).objects.filter(pk=self.pk).update(state=state, error=error, processed_at=timezone.now())
+        self.state, self.error = state, error
