@@ -70,11 +70,17 @@ class Adapter:
         return self.integration.configuration or {}
 
     def check_health(self):
-        """Return the `requests.Response` of the health probe. Adapters may override."""
+        """Probe the provider once: return normally when it answers as expected, raise a ProviderError
+        when not. The caller measures the time. Adapters whose provider has no health URL override this
+        (an SMM panel is checked with a `balance` call)."""
+        from .errors import ProviderUnavailable
+
         spec = self.meta.health
-        return self.client.request(
+        response = self.client.request(
             "GET", spec.path, timeout=spec.timeout, retries=0, raise_for_status=False, breaker=False
         )
+        if response.status_code != spec.expected_status:
+            raise ProviderUnavailable(f"HTTP {response.status_code}", status_code=response.status_code)
 
     def handle_webhook(self, event):
         """Move domain state forward from a verified, stored WebhookEvent. Domain adapters override."""
