@@ -5,6 +5,7 @@ each with a default that is safe for a developer's machine. Production must set 
 FIELD_ENCRYPTION_KEYS; with DEBUG off the process refuses to start without them.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -95,11 +96,14 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'eishro.sqlite3'}"),
 }
+# Test databases are named per process so that two test runs on one machine never share one.
+_test_suffix = env.str("EISHRO_TEST_DB_SUFFIX", default=str(os.getpid()))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file test database (not :memory:) so that a real Celery worker process can see it.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-eishro.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-eishro-{_test_suffix}.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{_test_suffix}"}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
