@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("EISHRO_VAR_DIR", default=str(BASE_DIR / "var")))
 
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 env = environ.Env()
 env_file = BASE_DIR / ".env"
 if env_file.exists():

@@ -23,7 +23,6 @@ class Command(BaseCommand):
                     f"WHERE {quoted('credentials')} IS NOT NULL"
                 )
                 for pk, token in cur.fetchall():
-                    ExternalIntegration.objects.filter(pk=pk).update(credentials=None)
                     cur.execute(
                         f"UPDATE {quoted(table)} SET {quoted('credentials')} = %s WHERE {quoted('id')} = %s",
                         [rotate(token), pk],
