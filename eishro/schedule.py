@@ -10,4 +10,11 @@ MINUTE, HOUR, DAY, WEEK = 60, 3600, 86400, 7 * 86400
 BEAT_SCHEDULE = {
     # name: (task, every N seconds, kwargs)
     "IntegrationLog partitions ahead and retention": ("integrations.tasks.maintain_log_partitions", DAY, {}),
+    "SMM service sync": ("smm.tasks.sync_all_services", HOUR, {}),
+    "SMM order status polling": ("smm.tasks.poll_all_orders", 5 * MINUTE, {}),
+    "SMM balances": ("smm.tasks.refresh_all_balances", HOUR, {}),
+    "SMM cleanup of old orders": ("smm.tasks.cleanup_old_orders", WEEK, {}),
+    "Health checks of every active provider": ("monitoring.tasks.run_health_round", MINUTE, {}),
+    "Monitoring alert delivery": ("monitoring.tasks.deliver_alerts", MINUTE, {}),
+    "Health check retention": ("monitoring.tasks.prune_health_checks", DAY, {}),
 }

@@ -1,0 +1,12 @@
+from django import template
+
+register = template.Library()
+
+
+@register.inclusion_tag("monitoring/dashboard.html", takes_context=True)
+def monitoring_dashboard(context):
+    from monitoring.dashboard import build
+
+    data = build()
+    data["request"] = context.get("request")
+    return data
