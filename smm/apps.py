@@ -7,4 +7,27 @@ class SmmConfig(AppConfig):
     verbose_name = _("SMM panels")
     default_auto_field = "django.db.models.BigAutoField"
     # code -> dotted path of the adapter class (see integrations.adapters).
-    adapters = {}
+    adapters = {
+        "jap": "smm.panel.PanelV2",
+        "smmkings": "smm.panel.PanelV2",
+        "secsers": "smm.panel.PanelV2",
+        "panel_v2": "smm.panel.PanelV2",
+    }
+
+    def load_demo(self, merchant, stdout=None):
+        """The three default panels for the demo merchant, pointed at the simulator. Idempotent."""
+        from django.conf import settings
+
+        from .models import SMMProvider
+        from .services import DEFAULT_PROVIDERS, initialize_default_providers
+
+        base = settings.SANDBOX_BASE_URL.rstrip("/")
+        before = SMMProvider.objects.filter(integration__owner=merchant).count()
+        initialize_default_providers(
+            merchant,
+            {code: f"sandbox-{code}-key" for code in DEFAULT_PROVIDERS},
+            base_urls={code: f"{base}/smm/{code}/api/v2" for code in DEFAULT_PROVIDERS},
+        )
+        created = SMMProvider.objects.filter(integration__owner=merchant).count() - before
+        if stdout is not None:
+            stdout.write(f"SMM: {created} panel(s) created for {merchant.username} (simulator at {base}/smm/).")

@@ -1,0 +1,365 @@
+"""The "panel API v2" adapter: one class for Just Another Panel, SMM Kings, Secsers and their clones.
+
+One URL, form-encoded POST with `key` and `action`. Panels are sloppy: numbers arrive as strings or
+numbers, errors come as `{"error": ...}` with HTTP 200, a bad key can yield an HTML page and fields
+go missing. Everything here is translation (wire format <-> plain values); the HTTP is done by the
+foundation's ProviderClient. Money is Decimal throughout: JSON is parsed with `parse_float=Decimal`.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.utils.translation import gettext_lazy as _
+
+from integrations.adapters import Adapter, CredentialField, ProviderMeta
+from integrations.errors import (
+    ProviderAuthError,
+    ProviderProtocolError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+    ProviderValidationError,
+    UnknownOutcome,
+)
+from integrations.http import raise_for_response
+
+BATCH = 100  # ids per multi-status / multi-refill / cancel call
+
+# Panel status text -> our SMMOrder.Status value.
+STATUS_MAP = {
+    "pending": "pending",
+    "in progress": "in_progress",
+    "inprogress": "in_progress",
+    "processing": "processing",
+    "completed": "completed",
+    "partial": "partial",
+    "canceled": "canceled",
+    "cancelled": "canceled",
+    "refunded": "canceled",
+}
+REFILL_STATUS_MAP = {
+    "pending": "pending",
+    "in progress": "in_progress",
+    "processing": "in_progress",
+    "completed": "completed",
+    "rejected": "rejected",
+    "canceled": "rejected",
+    "cancelled": "rejected",
+    "error": "failed",
+}
+
+# Which fields each service type sends besides `service` and `link` (the protocol's table).
+TYPE_FIELDS = {
+    "default": ("quantity", "runs", "interval"),
+    "package": (),
+    "custom comments": ("comments",),
+    "custom comments package": ("comments",),
+    "custom replies": ("comments",),
+    "mentions with hashtags": ("quantity", "usernames", "hashtags"),
+    "mentions custom list": ("usernames",),
+    "mentions hashtag": ("quantity", "hashtag"),
+    "mentions user followers": ("quantity", "username"),
+    "mentions media likers": ("quantity", "media"),
+    "comment likes": ("quantity", "username"),
+    "seo": ("keywords",),
+    "poll": ("quantity", "answer_number"),
+    "subscriptions": ("username", "min", "max", "posts", "old_posts", "delay", "expiry"),
+}
+NO_LINK_TYPES = {"subscriptions"}
+
+
+def to_decimal(value):
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value).strip().replace(",", ""))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def to_int(value):
+    number = to_decimal(value)
+    return int(number) if number is not None else None
+
+
+def to_bool(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def to_id(value):
+    if value is None or isinstance(value, bool):
+        return ""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        value = int(value)
+    return str(value).strip()
+
+
+@dataclass(frozen=True)
+class PanelService:
+    service_id: str
+    name: str
+    type: str
+    category: str
+    rate: Decimal
+    min_quantity: int
+    max_quantity: int
+    refill: bool
+    cancel: bool
+    dripfeed: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class PanelOrderStatus:
+    status: str | None  # our status value, None when the panel sent an error for this id
+    raw_status: str = ""
+    charge: Decimal | None = None
+    start_count: int | None = None
+    remains: int | None = None
+    currency: str = ""
+    error: str = ""
+
+
+def error_for(message, *, payload=None, status_code=None):
+    """The foundation's exception for a panel's `{"error": ...}` text, the text kept."""
+    text = str(message).strip() or "Unknown error"
+    low = text.lower()
+    kwargs = {"provider_message": text, "payload": payload, "status_code": status_code}
+    if ("key" in low and any(w in low for w in ("invalid", "incorrect", "wrong", "bad"))) or "unauthori" in low:
+        return ProviderAuthError(text, **kwargs)
+    if "too many" in low or "rate limit" in low:
+        return ProviderRateLimited(text, **kwargs)
+    if "maintenance" in low or "try again later" in low or "temporarily" in low:
+        return ProviderUnavailable(text, **kwargs)
+    return ProviderValidationError(text, **kwargs)
+
+
+def _looks_like_html(text, content_type):
+    head = text.lstrip()[:200].lower()
+    return "html" in content_type.lower() or head.startswith(("<!doctype", "<html", "<head", "<body"))
+
+
+def _html_title(text):
+    match = re.search(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", text, re.I | re.S)
+    return " ".join((match.group(1) or match.group(2)).split())[:120] if match else ""
+
+
+class PanelV2(Adapter):
+    meta = ProviderMeta(
+        label="SMM panel (API v2)",
+        kind="smm",
+        credentials=(CredentialField("api_key", label=_("API key")),),
+        timeout=30.0,
+    )
+
+    # --- transport ---------------------------------------------------------------------------
+    def call(self, action, *, idempotent, **fields):
+        data = {"key": self.credentials.get("api_key", ""), "action": action}
+        data.update({k: v for k, v in fields.items() if v is not None and v != ""})
+        response = self.client.request("POST", "", data=data, idempotent=idempotent, raise_for_status=False)
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise_for_response(response)
+        text = response.text or ""
+        try:
+            payload = json.loads(text, parse_float=Decimal)
+        except ValueError:
+            payload = None
+        if payload is None:
+            if _looks_like_html(text, response.headers.get("Content-Type", "")):
+                title = _html_title(text)
+                where = f" ({title})" if title else ""
+                low = text.lower()
+                if status in (401, 403) or any(w in low for w in ("api key", "login", "sign in", "unauthor")):
+                    raise ProviderAuthError(
+                        f"The panel answered with an HTML page{where} instead of JSON: the API key is probably "
+                        "wrong or the URL is not the panel's API v2 endpoint.",
+                        status_code=status,
+                    )
+                raise ProviderProtocolError(
+                    f"The panel answered with an HTML page{where} instead of JSON (HTTP {status}); "
+                    "check that the URL is the panel's API v2 endpoint.",
+                    status_code=status,
+                )
+            snippet = " ".join(text.split())[:120]
+            raise ProviderProtocolError(
+                f"The panel's answer is not valid JSON (HTTP {status}): {snippet!r}", status_code=status
+            )
+        if isinstance(payload, dict) and payload.get("error") and not isinstance(payload.get("error"), dict):
+            # A top-level error is for the whole call (often with HTTP 200).
+            raise error_for(payload["error"], payload=payload, status_code=status)
+        if status in (401, 403):
+            raise ProviderAuthError(f"HTTP {status}", status_code=status)
+        if status >= 400:
+            raise ProviderValidationError(f"HTTP {status}", status_code=status, payload=payload)
+        return payload
+
+    def _expect(self, payload, kind, action):
+        if not isinstance(payload, kind):
+            raise ProviderProtocolError(
+                f"Unexpected answer to “{action}”: expected a JSON {kind.__name__}, got {type(payload).__name__}.",
+                payload=payload,
+            )
+        return payload
+
+    # --- catalogue ---------------------------------------------------------------------------
+    def services(self):
+        payload = self.call("services", idempotent=True)
+        if isinstance(payload, dict) and isinstance(payload.get("data"), list):
+            payload = payload["data"]  # a few clones wrap the list
+        rows = self._expect(payload, list, "services")
+        result = []
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            service_id = to_id(row.get("service", row.get("id")))
+            rate = to_decimal(row.get("rate"))
+            if not service_id or rate is None:
+                continue  # unusable entry: no id or no price
+            minimum = to_int(row.get("min")) or 1
+            result.append(
+                PanelService(
+                    service_id=service_id,
+                    name=str(row.get("name") or service_id)[:500],
+                    type=str(row.get("type") or "Default")[:64],
+                    category=str(row.get("category") or "")[:255],
+                    rate=rate,
+                    min_quantity=minimum,
+                    max_quantity=max(to_int(row.get("max")) or minimum, minimum),
+                    refill=to_bool(row.get("refill", False)),
+                    cancel=to_bool(row.get("cancel", False)),
+                    dripfeed=to_bool(row.get("dripfeed", False)),
+                    description=str(row.get("desc") or row.get("description") or ""),
+                )
+            )
+        return result
+
+    # --- orders ------------------------------------------------------------------------------
+    @staticmethod
+    def order_fields(service_type, *, service, link=None, **values):
+        """The `add` fields for a service type (unknown types are sent as Default plus any extras)."""
+        kind = (service_type or "default").strip().lower()
+        fields = {"service": service}
+        if kind not in NO_LINK_TYPES:
+            fields["link"] = link
+        names = TYPE_FIELDS.get(kind, (*TYPE_FIELDS["default"], *values.keys()))
+        for name in names:
+            value = values.get(name)
+            if value is None or value == "" or value == []:
+                continue
+            if isinstance(value, list | tuple):
+                value = "\n".join(str(v) for v in value)
+            fields[name] = value
+        return fields
+
+    def add(self, service_type="Default", **values):
+        """Place an order; return the panel's order id. Never retried (the panel cannot deduplicate)."""
+        fields = self.order_fields(service_type, **values)
+        payload = self.call("add", idempotent=False, **fields)
+        order_id = to_id(payload.get("order")) if isinstance(payload, dict) else ""
+        if not order_id:
+            # The panel answered without an error and without an id: it may have taken the order.
+            raise UnknownOutcome(f"The panel accepted the request but sent no order id: {payload!r}"[:300])
+        return order_id
+
+    @staticmethod
+    def _parse_status(entry):
+        if not isinstance(entry, dict):
+            return PanelOrderStatus(status=None, error=f"Unexpected status entry: {entry!r}"[:200])
+        if entry.get("error"):
+            return PanelOrderStatus(status=None, error=str(entry["error"]))
+        raw = str(entry.get("status") or "").strip()
+        status = STATUS_MAP.get(raw.lower())
+        return PanelOrderStatus(
+            status=status,
+            raw_status=raw,
+            charge=to_decimal(entry.get("charge")),
+            start_count=to_int(entry.get("start_count")),
+            remains=to_int(entry.get("remains")),
+            currency=str(entry.get("currency") or ""),
+            error="" if status else f"Unknown status {raw!r}",
+        )
+
+    def status(self, order_id):
+        payload = self.call("status", idempotent=True, order=order_id)
+        return self._parse_status(self._expect(payload, dict, "status"))
+
+    def statuses(self, order_ids):
+        """`status` with `orders`: one call per 100 ids; returns {id: PanelOrderStatus}."""
+        result = {}
+        ids = [str(i) for i in order_ids]
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            payload = self.call("status", idempotent=True, orders=",".join(chunk))
+            if isinstance(payload, list):  # a few clones answer a list of {"order": id, ...}
+                payload = {to_id(e.get("order")): e for e in payload if isinstance(e, dict)}
+            payload = self._expect(payload, dict, "status")
+            keyed = {to_id(k): v for k, v in payload.items()}
+            for order_id in chunk:
+                if order_id in keyed:
+                    result[order_id] = self._parse_status(keyed[order_id])
+                else:
+                    result[order_id] = PanelOrderStatus(status=None, error="Missing from the panel's answer")
+        return result
+
+    # --- refills -----------------------------------------------------------------------------
+    def refill(self, order_id):
+        payload = self.call("refill", idempotent=False, order=order_id)
+        refill_id = to_id(self._expect(payload, dict, "refill").get("refill"))
+        if not refill_id:
+            raise UnknownOutcome(f"The panel sent no refill id: {payload!r}"[:300])
+        return refill_id
+
+    def _multi(self, action, list_field, id_field, value_field, ids, idempotent):
+        result = {}
+        ids = [str(i) for i in ids]
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            payload = self.call(action, idempotent=idempotent, **{list_field: ",".join(chunk)})
+            if isinstance(payload, dict):  # keyed by id instead of a list
+                payload = [{id_field: k, value_field: v} for k, v in payload.items()]
+            for entry in self._expect(payload, list, action):
+                if not isinstance(entry, dict):
+                    continue
+                value = entry.get(value_field)
+                if isinstance(value, dict) and value.get("error"):
+                    value = error_for(value["error"])
+                result[to_id(entry.get(id_field))] = value
+        return result
+
+    def refills(self, order_ids):
+        """{order id: refill id (str) or a ProviderError}."""
+        raw = self._multi("refill", "orders", "order", "refill", order_ids, idempotent=False)
+        return {k: (v if isinstance(v, Exception) else to_id(v)) for k, v in raw.items()}
+
+    def refill_status(self, refill_id):
+        payload = self._expect(self.call("refill_status", idempotent=True, refill=refill_id), dict, "refill_status")
+        raw = str(payload.get("status") or "")
+        return REFILL_STATUS_MAP.get(raw.strip().lower(), "pending")
+
+    def refill_statuses(self, refill_ids):
+        """{refill id: our refill status or a ProviderError}."""
+        raw = self._multi("refill_status", "refills", "refill", "status", refill_ids, idempotent=True)
+        return {
+            k: (v if isinstance(v, Exception) else REFILL_STATUS_MAP.get(str(v).strip().lower(), "pending"))
+            for k, v in raw.items()
+        }
+
+    # --- cancel, balance ---------------------------------------------------------------------
+    def cancel(self, order_ids):
+        """{order id: True or a ProviderError}."""
+        raw = self._multi("cancel", "orders", "order", "cancel", order_ids, idempotent=False)
+        return {k: (v if isinstance(v, Exception) else True) for k, v in raw.items()}
+
+    def balance(self):
+        payload = self._expect(self.call("balance", idempotent=True), dict, "balance")
+        amount = to_decimal(payload.get("balance"))
+        if amount is None:
+            raise ProviderProtocolError(f"The panel sent no balance: {payload!r}"[:300], payload=payload)
+        return amount, str(payload.get("currency") or "USD")
+
+    def check_health(self):
+        self.balance()

@@ -1,0 +1,99 @@
+"""Scheduled SMM work. Each per-provider job holds a lock so two runs never overlap on one panel,
+and transient provider errors are retried with exponential backoff."""
+
+import logging
+
+from celery import shared_task
+
+from integrations.errors import ProviderError
+
+from . import services
+from .models import OPEN_STATES, SMMOrder, SMMProvider, SMMRefill
+
+logger = logging.getLogger("smm")
+MAX_RETRIES = 4
+
+
+def _provider(pk):
+    return SMMProvider.objects.select_related("integration").filter(pk=pk).first()
+
+
+def _run_locked(task, job, provider_pk, func):
+    provider = _provider(provider_pk)
+    if provider is None or not provider.is_active:
+        return "skipped"
+    with services.provider_lock(provider.pk, job) as acquired:
+        if not acquired:
+            return "locked"
+        try:
+            return func(provider)
+        except ProviderError as exc:
+            if exc.transient and task.request.retries < MAX_RETRIES:
+                countdown = getattr(exc, "retry_after", None) or 30 * 2 ** task.request.retries
+                raise task.retry(exc=exc, countdown=int(countdown)) from exc
+            logger.warning("SMM %s for provider %s failed: %s", job, provider_pk, exc)
+            return f"error: {exc}"
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def sync_provider_services(self, provider_pk):
+    return _run_locked(self, "sync", provider_pk, services.sync_services)
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def poll_provider_orders(self, provider_pk):
+    def work(provider):
+        result = services.poll_orders(provider)
+        result["refills"] = services.poll_refills(provider)
+        return result
+
+    return _run_locked(self, "poll", provider_pk, work)
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def refresh_provider_balance(self, provider_pk):
+    def work(provider):
+        amount, currency = services.refresh_balance(provider)
+        return f"{amount} {currency}"
+
+    return _run_locked(self, "balance", provider_pk, work)
+
+
+@shared_task
+def submit_order(order_pk):
+    order = SMMOrder.objects.filter(pk=order_pk).first()
+    if order is None:
+        return "missing"
+    return services.submit_order(order).status
+
+
+@shared_task
+def sync_all_services():
+    pks = list(SMMProvider.objects.active().values_list("pk", flat=True))
+    for pk in pks:
+        sync_provider_services.delay(pk)
+    return len(pks)
+
+
+@shared_task
+def poll_all_orders():
+    services.mark_stale_submissions()
+    with_open = set(SMMOrder.objects.filter(status__in=OPEN_STATES).values_list("provider_id", flat=True))
+    with_open |= set(SMMRefill.objects.filter(status__in=SMMRefill.OPEN).values_list("order__provider_id", flat=True))
+    pks = list(SMMProvider.objects.active().filter(pk__in=with_open).values_list("pk", flat=True))
+    for pk in pks:
+        poll_provider_orders.delay(pk)
+    return len(pks)
+
+
+@shared_task
+def refresh_all_balances():
+    pks = list(SMMProvider.objects.active().values_list("pk", flat=True))
+    for pk in pks:
+        refresh_provider_balance.delay(pk)
+    return len(pks)
+
+
+@shared_task
+def cleanup_old_orders(days=180):
+    return services.cleanup_orders(days=days)

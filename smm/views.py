@@ -1,0 +1,278 @@
+"""The seed's route table under /api/smm/, plus order detail, refill, cancel and refresh.
+
+Every queryset is scoped to the caller (staff see all); another merchant's provider or order is a
+404, never a 403 that would confirm it exists."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import ProtectedError, Q
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from integrations.api.pagination import PagePagination
+from integrations.models import ExternalIntegration
+
+from . import services, tasks
+from .models import SMMOrder, SMMProvider, SMMService
+from .serializers import (
+    LABEL_TO_STATUS,
+    OrderInputSerializer,
+    OrderSerializer,
+    ProviderInputSerializer,
+    ProviderSerializer,
+    RefillSerializer,
+    ServiceSerializer,
+    api_errors,
+)
+
+
+def _raise_from_django(exc):
+    if hasattr(exc, "message_dict"):
+        raise ValidationError(api_errors(exc.message_dict)) from exc
+    raise ValidationError({"detail": exc.messages}) from exc
+
+
+class ProviderViewSet(viewsets.GenericViewSet):
+    serializer_class = ProviderSerializer
+    pagination_class = PagePagination
+    queryset = SMMProvider.objects.none()
+
+    def get_queryset(self):
+        return (
+            SMMProvider.objects.select_related("integration")
+            .visible_to(self.request.user)
+            .order_by("integration__priority", "integration__display_name", "pk")
+        )
+
+    def _name_taken(self, owner, name, exclude_pk=None):
+        qs = ExternalIntegration.objects.filter(owner=owner, name=name)
+        if exclude_pk:
+            qs = qs.exclude(pk=exclude_pk)
+        return qs.exists()
+
+    @extend_schema(summary="List the caller's SMM providers")
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ProviderSerializer(page, many=True).data)
+
+    @extend_schema(summary="Add a provider", request=ProviderInputSerializer, responses={201: ProviderSerializer})
+    def create(self, request):
+        data = ProviderInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        if self._name_taken(request.user, v["name"]):
+            raise ValidationError({"name": [_("You already have a provider with this name.")]})
+        provider = services.create_provider(
+            owner=request.user, name=v["name"], display_name=v.get("displayName") or v["name"], api_url=v["apiUrl"],
+            api_key=v["apiKey"], priority=v.get("priority", 1), code=v.get("code"),
+            is_active=v.get("isActive", True), low_balance_threshold=v.get("lowBalanceThreshold"),
+        )
+        return Response(ProviderSerializer(provider).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="One provider")
+    def retrieve(self, request, pk=None):
+        return Response(ProviderSerializer(self.get_object()).data)
+
+    @extend_schema(summary="Update a provider (fields left out keep their value; the API key too)",
+                   request=ProviderInputSerializer, responses=ProviderSerializer)
+    def update(self, request, pk=None, partial=True):
+        provider = self.get_object()
+        data = ProviderInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        if v.get("name") and self._name_taken(provider.integration.owner, v["name"], provider.integration_id):
+            raise ValidationError({"name": [_("You already have a provider with this name.")]})
+        services.update_provider(
+            provider, name=v.get("name"), display_name=v.get("displayName") or None, api_url=v.get("apiUrl"),
+            api_key=v.get("apiKey"), priority=v.get("priority"), code=v.get("code"), is_active=v.get("isActive"),
+            low_balance_threshold=v.get("lowBalanceThreshold"),
+        )
+        provider.refresh_from_db()
+        return Response(ProviderSerializer(provider).data)
+
+    def partial_update(self, request, pk=None):
+        return self.update(request, pk)
+
+    @extend_schema(summary="Delete a provider (refused while it has orders: deactivate it instead)")
+    def destroy(self, request, pk=None):
+        provider = self.get_object()
+        try:
+            with transaction.atomic():
+                provider.integration.delete()
+        except ProtectedError:
+            return Response(
+                {"detail": _("This provider has orders and cannot be deleted; deactivate it instead.")},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(summary="Activate or deactivate a provider", request=None, responses=ProviderSerializer)
+    @action(detail=True, methods=["patch", "post"])
+    def toggle(self, request, pk=None):
+        provider = services.toggle_provider(self.get_object())
+        return Response(ProviderSerializer(provider).data)
+
+    @extend_schema(
+        summary="Sync the provider's services now (`?async=1` queues it)",
+        request=None,
+        parameters=[OpenApiParameter("async", bool, required=False)],
+    )
+    @action(detail=True, methods=["post"])
+    def sync(self, request, pk=None):
+        provider = self.get_object()
+        if request.query_params.get("async") in ("1", "true"):
+            tasks.sync_provider_services.delay(provider.pk)
+            return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
+        with services.provider_lock(provider.pk, "sync") as acquired:
+            if not acquired:
+                return Response({"detail": _("A sync of this provider is already running.")},
+                                status=status.HTTP_409_CONFLICT)
+            result = services.sync_services(provider)
+        provider.refresh_from_db()
+        return Response({"result": result, "provider": ProviderSerializer(provider).data})
+
+    @extend_schema(summary="Refresh the provider's balance now", request=None, responses=ProviderSerializer)
+    @action(detail=True, methods=["post"])
+    def balance(self, request, pk=None):
+        provider = self.get_object()
+        services.refresh_balance(provider)
+        return Response(ProviderSerializer(provider).data)
+
+    @extend_schema(
+        summary="The provider's services",
+        responses=ServiceSerializer(many=True),
+        parameters=[
+            OpenApiParameter("category", str, required=False),
+            OpenApiParameter("type", str, required=False),
+            OpenApiParameter("search", str, required=False),
+            OpenApiParameter("active", bool, required=False, description="default: true"),
+        ],
+    )
+    @action(detail=True, methods=["get"])
+    def services(self, request, pk=None):
+        provider = self.get_object()
+        qs = SMMService.objects.filter(provider=provider).order_by("category", "name", "pk")
+        params = request.query_params
+        if params.get("active", "true").lower() not in ("all", "false", "0"):
+            qs = qs.filter(is_active=True)
+        elif params.get("active", "").lower() in ("false", "0"):
+            qs = qs.filter(is_active=False)
+        if params.get("category"):
+            qs = qs.filter(category__iexact=params["category"])
+        if params.get("type"):
+            qs = qs.filter(type__iexact=params["type"])
+        if params.get("search"):
+            term = params["search"]
+            qs = qs.filter(Q(name__icontains=term) | Q(category__icontains=term) | Q(service_id=term))
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(ServiceSerializer(page, many=True).data)
+
+
+class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = OrderSerializer
+    pagination_class = PagePagination
+    queryset = SMMOrder.objects.none()
+
+    def get_queryset(self):
+        qs = SMMOrder.objects.select_related("provider__integration", "service").prefetch_related("refills")
+        if not self.request.user.is_staff:
+            qs = qs.filter(owner=self.request.user)
+        if self.action == "list":
+            wanted = self.request.query_params.get("status")
+            if wanted:
+                codes = [LABEL_TO_STATUS.get(s.strip().lower()) for s in wanted.split(",")]
+                if None in codes:
+                    raise ValidationError({"status": [_("Unknown status.")]})
+                qs = qs.filter(status__in=codes)
+            if self.request.query_params.get("provider"):
+                try:
+                    qs = qs.filter(provider_id=int(self.request.query_params["provider"]))
+                except ValueError:
+                    raise ValidationError({"provider": [_("A whole number is required.")]}) from None
+        return qs.order_by("-created_at", "-id")
+
+    @extend_schema(
+        summary="The caller's orders",
+        parameters=[
+            OpenApiParameter("status", str, required=False, description="Pending, In progress, Completed… "
+                             "(comma-separated for several)"),
+            OpenApiParameter("provider", int, required=False),
+        ],
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Create an order (send an `Idempotency-Key` header to make retries safe)",
+        request=OrderInputSerializer,
+        responses={201: OrderSerializer, 200: OrderSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def create(self, request):
+        data = OrderInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        provider = (
+            SMMProvider.objects.select_related("integration")
+            .filter(pk=v["providerId"], integration__owner=request.user)
+            .first()
+        )
+        if provider is None:
+            raise ValidationError({"providerId": [_("Unknown provider.")]})
+        service = SMMService.objects.filter(provider=provider, service_id=v["serviceId"]).first()
+        if service is None:
+            raise ValidationError(
+                {"serviceId": [_("Unknown service for this provider; sync the provider's services first.")]}
+            )
+        key = request.headers.get("Idempotency-Key") or v.get("idempotencyKey") or ""
+        try:
+            order, created = services.place_order(
+                request.user, provider=provider, service=service, data=data.service_data(), idempotency_key=key
+            )
+        except services.IdempotencyConflict:
+            return Response(
+                {"detail": _("This idempotency key was already used for a different order.")},
+                status=status.HTTP_409_CONFLICT,
+            )
+        except DjangoValidationError as exc:
+            _raise_from_django(exc)
+        if created:
+            transaction.on_commit(lambda: tasks.submit_order.delay(order.pk))
+        order = self.get_queryset().get(pk=order.pk)
+        return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    def _order(self, pk):
+        return get_object_or_404(self.get_queryset(), pk=pk)
+
+    @extend_schema(summary="Ask the panel to refill the order", request=None, responses={201: RefillSerializer})
+    @action(detail=True, methods=["post"])
+    def refill(self, request, pk=None):
+        order = self._order(pk)
+        try:
+            refill = services.refill_order(order)
+        except DjangoValidationError as exc:
+            _raise_from_django(exc)
+        if refill.status == refill.Status.REJECTED:
+            raise ValidationError({"detail": [refill.error]})
+        return Response(RefillSerializer(refill).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Ask the panel to cancel the order", request=None, responses={202: OrderSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        order = self._order(pk)
+        try:
+            services.cancel_order(order)
+        except DjangoValidationError as exc:
+            _raise_from_django(exc)
+        return Response(OrderSerializer(self._order(pk)).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Ask the panel for the order's status now", request=None, responses=OrderSerializer)
+    @action(detail=True, methods=["post"])
+    def refresh(self, request, pk=None):
+        services.refresh_order(self._order(pk))
+        return Response(OrderSerializer(self._order(pk)).data)
