@@ -59,9 +59,11 @@ def sparkline(buckets, now, status):
             'stroke="#d0d7de" stroke-dasharray="2,2"/>'
         )
     else:
-        body = f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{" ".join(points)}"/>' + "".join(
-            dots
-        )
+        body = f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{" ".join(points)}"/>'
+        if len(points) == 1:  # one hour of data: a point, not an invisible line
+            x, y = points[0].split(",")
+            body += f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>'
+        body += "".join(dots)
     # Numbers and fixed colours only; the label is escaped by format_html.
     return format_html(
         '<svg class="spark" dir="ltr" width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="{}">'

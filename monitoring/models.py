@@ -89,6 +89,18 @@ class StatusChange(models.Model):
     def is_down(self):
         return self.new_status == CheckStatus.UNHEALTHY
 
+    @staticmethod
+    def _label(value):
+        return CheckStatus(value).label if value in CheckStatus.values else _("Not checked yet")
+
+    @property
+    def old_label(self):
+        return self._label(self.old_status)
+
+    @property
+    def new_label(self):
+        return self._label(self.new_status)
+
 
 class Incident(models.Model):
     class State(models.TextChoices):
