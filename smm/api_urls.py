@@ -4,7 +4,8 @@ from rest_framework.routers import SimpleRouter
 
 from .views import OrderViewSet, ProviderViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
+router.trailing_slash = "/?"  # the seed's paths have no trailing slash; accept both
 router.register("providers", ProviderViewSet, basename="smm-provider")
 router.register("orders", OrderViewSet, basename="smm-order")
 

@@ -44,3 +44,28 @@ def first_service(code, size, stype="Default", **where):
         if s["type"] == stype and all(s[k] == v for k, v in where.items()):
             return s
     raise LookupError(stype)
+
+
+def _set_eager(value):
+    from eishro.celery import app
+
+    # The app reads settings under the CELERY_ namespace, where the prefixed key wins over the plain
+    # one: `conf.task_always_eager = True` (what tests/conftest.py does) is shadowed by the Django
+    # setting CELERY_TASK_ALWAYS_EAGER=False. Setting the prefixed key takes effect.
+    app.conf.CELERY_TASK_ALWAYS_EAGER = value
+    app.conf.CELERY_TASK_EAGER_PROPAGATES = value
+
+
+@pytest.fixture(autouse=True)
+def _really_eager_celery(_eager_celery):
+    _set_eager(True)
+    yield
+    _set_eager(True)
+
+
+@pytest.fixture
+def worker(celery_worker_process):
+    """A real Celery worker, with tasks really sent to it (not run eagerly in the test process)."""
+    _set_eager(False)
+    yield celery_worker_process
+    _set_eager(True)
