@@ -21,6 +21,7 @@ own timeout. Rounds never overlap: the round holds a lock in the shared cache (`
 """
 
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 LOCK_KEY = "monitoring:health-round"
 DEFAULT_TIMEOUT = 5.0
-ROUND_GRACE = 2.0  # seconds a round waits beyond the longest timeout before giving up on a probe
+ROUND_GRACE = 2.0  # at most this many seconds beyond the longest timeout (10 % of it, at least 0.2 s)
 MAX_WORKERS = 64
 
 DOWN = frozenset({CheckStatus.UNHEALTHY, CheckStatus.ERROR})
@@ -88,7 +89,8 @@ class RoundResult:
     checked: int = 0
     duration: float = 0.0
     longest_timeout: float = 0.0
-    queries: int = 0
+    queries: int = 0  # all of them: the round's own and the probe threads'
+    probe_queries: int = 0  # in the probe threads (ProviderClient's log row and counters)
     statuses: dict = field(default_factory=dict)
     changes: int = 0
 
@@ -99,6 +101,7 @@ class RoundResult:
             "duration": round(self.duration, 3),
             "longest_timeout": self.longest_timeout,
             "queries": self.queries,
+            "probe_queries": self.probe_queries,
             "statuses": self.statuses,
             "changes": self.changes,
         }
@@ -113,8 +116,10 @@ class _QueryCounter:
         return execute(sql, params, many, context)
 
 
-def probe(integration):
+def probe(integration, gate=None):
     """Check one provider (in a worker thread). Never raises."""
+    if gate is not None:
+        gate.wait()
     result = Probe(integration)
     counter = _QueryCounter()
     t0 = time.perf_counter()
@@ -182,17 +187,25 @@ def _run(providers, specs, longest):
     probes = {}
     if providers:
         pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(providers)), thread_name_prefix="health")
-        futures = {pool.submit(probe, p): p for p in providers}
-        done, not_done = wait(futures, timeout=longest + ROUND_GRACE)
+        # Threads wait at the gate until all are started: the main thread is not starved of the GIL
+        # by early probes while it is still handing out work, and every probe starts together.
+        gate = threading.Event()
+        futures = {pool.submit(probe, p, gate): p for p in providers}
+        gate.set()
+        # A probe that has not finished by then has already overrun its own timeout (a slow
+        # connect plus a full read timeout, or a provider trickling bytes): it is an error now.
+        deadline = longest + min(ROUND_GRACE, max(0.2, 0.1 * longest))
+        done, not_done = wait(futures, timeout=deadline)
         for future in done:
             p = future.result()
             probes[p.integration.pk] = p
             result.queries += p.queries
+            result.probe_queries += p.queries
         for future in not_done:
             provider = futures[future]
             future.cancel()
             probes[provider.pk] = Probe(
-                provider, response_time=(longest + ROUND_GRACE) * 1000, error="No answer within the round's deadline."
+                provider, response_time=round(deadline * 1000, 2), error="No answer within the round's deadline."
             )
         pool.shutdown(wait=False, cancel_futures=True)
     result.duration = time.perf_counter() - t0

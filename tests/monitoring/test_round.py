@@ -28,7 +28,7 @@ def test_ten_providers_five_hanging_round_ends_near_the_longest_timeout(make_pro
             clear_fault("generic", f"p{i}")
     assert result.longest_timeout == 1.0
     # Sequentially this would take 5 s; concurrently about one timeout.
-    assert 1.0 <= elapsed < 1.8, elapsed
+    assert 1.0 <= elapsed < 1.6, elapsed
     assert HealthCheck.objects.count() == 10
     statuses = {c.integration.name: c.status for c in HealthCheck.objects.select_related("integration")}
     assert {statuses[f"p{i}"] for i in range(5)} == {CheckStatus.ERROR}
