@@ -1,0 +1,98 @@
+"""Benchmark: polling 10,000 open SMM orders spread over the three simulated panels.
+
+    .venv/bin/python bench/smm_poll.py [--orders 10000] [--rounds 3]
+
+Prints, per round, the HTTP calls made per panel (must equal ceil(N/100)), the SQL queries of the
+poll, and the wall time as a ratio to a plain loop doing the same bare HTTP round trips (the same
+`status` calls with the same 100 ids each, with requests and json, nothing else). Target ≤ 1.5.
+"""
+
+import argparse
+import math
+import statistics
+import time
+
+from smm_common import Environment, QueryCounter
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    with Environment() as env:
+        import requests
+        from django.db import connection
+
+        from integrations.models import IntegrationLog
+        from smm import services
+        from smm.models import SandboxPanel, SandboxPanelOrder, SMMOrder, SMMService
+
+        codes = ["jap", "smmkings", "secsers"]
+        providers, ids = {}, {}
+        for i, code in enumerate(codes):
+            # A slow clock: every order stays open, so each round polls all N.
+            panel = SandboxPanel.objects.create(code=code, api_key=f"sandbox-{code}-key", step_seconds=86400,
+                                                catalogue_size=50, balance=10**9)
+            provider = services.create_provider(owner=env.merchant, name=code, display_name=code,
+                                                api_url=env.panel_url(code), api_key=f"sandbox-{code}-key",
+                                                code=code)
+            services.sync_services(provider)
+            service = SMMService.objects.filter(provider=provider, type="Default").first()
+            share = args.orders // 3 + (1 if i < args.orders % 3 else 0)
+            panel_orders = SandboxPanelOrder.objects.bulk_create(
+                [SandboxPanelOrder(panel=panel, service=service.service_id, link=f"https://instagram.com/p/{n}",
+                                   quantity=1000, charge="0.9", start_count=n) for n in range(share)],
+                batch_size=500,
+            )
+            SMMOrder.objects.bulk_create(
+                [SMMOrder(owner=env.merchant, provider=provider, service=service, link=o.link, quantity=1000,
+                          status="pending", external_order_id=str(o.pk)) for o in panel_orders],
+                batch_size=500,
+            )
+            providers[code], ids[code] = provider, [str(o.pk) for o in panel_orders]
+        print(f"{args.orders} open orders over {len(codes)} simulated panels, database {connection.vendor}")
+
+        session = requests.Session()
+
+        def bare():
+            calls = 0
+            for code in codes:
+                for start in range(0, len(ids[code]), 100):
+                    r = session.post(env.panel_url(code), data={"key": f"sandbox-{code}-key", "action": "status",
+                                                                "orders": ",".join(ids[code][start:start + 100])})
+                    r.json()
+                    calls += 1
+            return calls
+
+        bare()  # warm-up: URL conf, connections, catalogues
+        ratios = []
+        for n in range(1, args.rounds + 1):
+            t0 = time.perf_counter()
+            bare_calls = bare()
+            t_bare = time.perf_counter() - t0
+
+            logs_before = {c: IntegrationLog.objects.filter(integration=providers[c].integration).count()
+                           for c in codes}
+            with QueryCounter() as queries:
+                t0 = time.perf_counter()
+                results = {c: services.poll_orders(providers[c]) for c in codes}
+                t_ours = time.perf_counter() - t0
+            calls = {c: IntegrationLog.objects.filter(integration=providers[c].integration).count() - logs_before[c]
+                     for c in codes}
+            expected = {c: math.ceil(len(ids[c]) / 100) for c in codes}
+            assert calls == expected == {c: results[c]["calls"] for c in codes}, (calls, expected)
+            assert sum(r["checked"] for r in results.values()) == args.orders
+            ratio = t_ours / t_bare
+            ratios.append(ratio)
+            print(f"round {n}: HTTP calls per panel {calls} (ceil(N/100) = {expected}); plain loop {bare_calls} "
+                  f"calls in {t_bare:.3f} s; poll {t_ours:.3f} s; ratio {ratio:.2f}; SQL queries {queries.count} "
+                  f"({queries.count / sum(calls.values()):.1f} per call)")
+        median = statistics.median(ratios)
+        print(f"RESULT median poll time / bare HTTP loop = {median:.2f} (target <= 1.5)")
+    return 0 if median <= 1.5 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

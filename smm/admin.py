@@ -1,0 +1,200 @@
+"""Operators' screens: providers (sync, toggle, balance), services, orders (refresh, refill, cancel,
+resolve orders under review) and refills. Every action goes through smm.services."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from integrations.errors import ProviderError
+
+from . import services
+from .models import OrderStatus, SMMOrder, SMMProvider, SMMRefill, SMMService
+
+
+def _run(modeladmin, request, queryset, func, done_message):
+    ok = failed = 0
+    for obj in queryset:
+        try:
+            func(obj)
+            ok += 1
+        except (ProviderError, ValidationError) as exc:
+            failed += 1
+            text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            modeladmin.message_user(request, f"{obj}: {text}", messages.ERROR)
+    if ok:
+        modeladmin.message_user(request, done_message % {"count": ok}, messages.SUCCESS)
+    return ok, failed
+
+
+@admin.register(SMMProvider)
+class SMMProviderAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "owner_name", "code", "status", "balance_display", "low_balance", "services_count",
+                    "last_sync_at", "success_rate_display", "average_response_time", "total_spent",
+                    "completed_orders"]
+    list_filter = ["integration__status", "integration__code", "low_balance"]
+    search_fields = ["integration__name", "integration__display_name", "integration__owner__username"]
+    list_select_related = ["integration", "integration__owner"]
+    readonly_fields = ["integration", "balance", "currency", "balance_checked_at", "low_balance", "services_count",
+                       "last_sync_at", "last_sync_error", "total_orders", "completed_orders", "failed_orders",
+                       "total_spent", "success_rate_display", "average_response_time", "created_at", "updated_at"]
+    fields = ["integration", "low_balance_threshold", *readonly_fields[1:]]
+    actions = ["sync_services", "toggle", "refresh_balance"]
+
+    def has_add_permission(self, request):
+        return False  # providers are added through the API or `initialize_default_smm_providers`
+
+    @admin.display(description=_("owner"), ordering="integration__owner__username")
+    def owner_name(self, obj):
+        return obj.integration.owner
+
+    @admin.display(description=_("adapter"), ordering="integration__code")
+    def code(self, obj):
+        return obj.integration.code
+
+    @admin.display(description=_("status"), ordering="integration__status")
+    def status(self, obj):
+        return obj.integration.get_status_display()
+
+    @admin.display(description=_("balance"), ordering="balance")
+    def balance_display(self, obj):
+        return "—" if obj.balance is None else f"{obj.balance} {obj.currency}"
+
+    @admin.display(description=_("success rate (%)"))
+    def success_rate_display(self, obj):
+        return "—" if obj.success_rate is None else obj.success_rate
+
+    @admin.display(description=_("average response time (ms)"))
+    def average_response_time(self, obj):
+        return obj.integration.average_response_time
+
+    @admin.action(description=_("Sync services now"))
+    def sync_services(self, request, queryset):
+        _run(self, request, queryset.select_related("integration"), services.sync_services,
+             _("Services synced for %(count)d provider(s)."))
+
+    @admin.action(description=_("Activate / deactivate"))
+    def toggle(self, request, queryset):
+        _run(self, request, queryset.select_related("integration"), services.toggle_provider,
+             _("%(count)d provider(s) switched."))
+
+    @admin.action(description=_("Refresh balance"))
+    def refresh_balance(self, request, queryset):
+        _run(self, request, queryset.select_related("integration"), services.refresh_balance,
+             _("Balance refreshed for %(count)d provider(s)."))
+
+
+@admin.register(SMMService)
+class SMMServiceAdmin(admin.ModelAdmin):
+    list_display = ["service_id", "name", "provider", "category", "type", "rate", "min_quantity", "max_quantity",
+                    "refill", "cancel", "is_active", "last_seen_at"]
+    list_filter = ["is_active", "type", "refill", "cancel", "provider", "category"]
+    search_fields = ["name", "category", "service_id"]
+    list_select_related = ["provider__integration"]
+    readonly_fields = [f.name for f in SMMService._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # the catalogue comes from the panel (sync)
+
+
+class RefillInline(admin.TabularInline):
+    model = SMMRefill
+    extra = 0
+    can_delete = False
+    readonly_fields = ["external_refill_id", "status", "error", "last_checked_at", "created_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class SMMOrderForm(forms.ModelForm):
+    resolve_order_id = forms.CharField(
+        label=_("Panel order id (resolve)"), required=False, max_length=64,
+        help_text=_("For an order under review: the order id you found in the panel's own order history. "
+                    "Leave empty if the panel has no such order, and use the “Mark as failed” action."),
+    )
+
+    class Meta:
+        model = SMMOrder
+        fields = []
+
+    def clean_resolve_order_id(self):
+        value = self.cleaned_data["resolve_order_id"].strip()
+        if value and self.instance.status != OrderStatus.UNKNOWN:
+            raise forms.ValidationError(_("Only orders under review can be resolved."))
+        return value
+
+
+@admin.register(SMMOrder)
+class SMMOrderAdmin(admin.ModelAdmin):
+    form = SMMOrderForm
+    list_display = ["id", "owner", "provider", "service_short", "quantity", "status", "charge", "remains",
+                    "external_order_id", "created_at"]
+    list_filter = ["status", "provider", "service__type", "created_at"]
+    search_fields = ["=id", "=external_order_id", "link", "owner__username", "idempotency_key"]
+    list_select_related = ["owner", "provider__integration", "service"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["reference", "owner", "provider", "service", "external_order_id", "link", "quantity", "runs",
+                       "interval", "extra", "status", "charge", "start_count", "remains", "currency", "error",
+                       "idempotency_key", "cancel_requested_at", "submitted_at", "completed_at", "last_checked_at",
+                       "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": readonly_fields}),
+        (_("Resolve an order under review"), {"fields": ["resolve_order_id"]}),
+    ]
+    inlines = [RefillInline]
+    actions = ["refresh_status", "refill", "cancel", "mark_failed"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description=_("service"))
+    def service_short(self, obj):
+        return f"{obj.service.service_id} · {obj.service.name[:50]}"
+
+    def save_model(self, request, obj, form, change):
+        order_id = form.cleaned_data.get("resolve_order_id")
+        if order_id:
+            try:
+                services.resolve_unknown(obj, external_order_id=order_id)
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+            else:
+                self.message_user(request, _("The order is resolved and will be polled from now on."))
+
+    @admin.action(description=_("Refresh status from the panel"))
+    def refresh_status(self, request, queryset):
+        _run(self, request, queryset.select_related("provider__integration"), services.refresh_order,
+             _("%(count)d order(s) refreshed."))
+
+    @admin.action(description=_("Request a refill"))
+    def refill(self, request, queryset):
+        _run(self, request, queryset.select_related("provider__integration", "service"), services.refill_order,
+             _("Refill requested for %(count)d order(s)."))
+
+    @admin.action(description=_("Cancel at the panel"))
+    def cancel(self, request, queryset):
+        _run(self, request, queryset.select_related("provider__integration", "service"), services.cancel_order,
+             _("Cancel requested for %(count)d order(s)."))
+
+    @admin.action(description=_("Mark as failed (orders under review only)"))
+    def mark_failed(self, request, queryset):
+        done = 0
+        for order in queryset.filter(status=OrderStatus.UNKNOWN):
+            done += bool(services.resolve_unknown(order, mark_failed=True))
+        self.message_user(request, ngettext("%(count)d order marked as failed.", "%(count)d orders marked as failed.",
+                                            done) % {"count": done})
+
+
+@admin.register(SMMRefill)
+class SMMRefillAdmin(admin.ModelAdmin):
+    list_display = ["id", "order", "external_refill_id", "status", "error", "created_at", "last_checked_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["=external_refill_id", "=order__id", "=order__external_order_id"]
+    list_select_related = ["order__service"]
+    readonly_fields = [f.name for f in SMMRefill._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
