@@ -80,3 +80,18 @@ def test_demo_data_points_the_three_panels_at_the_simulator(settings):
     for p in providers:
         assert p.integration.base_url == f"{settings.SANDBOX_BASE_URL}/smm/{p.integration.code}/api/v2"
         assert p.integration.credentials == {"api_key": f"sandbox-{p.integration.code}-key"}
+
+
+def test_arabic_translations_ship_with_the_app(api, make_provider):
+    from django.utils import translation
+
+    with translation.override("ar"):
+        assert translation.gettext("Under review") == "قيد المراجعة"
+        assert translation.gettext("SMM providers") == "مقدمو خدمات SMM"
+    provider = make_provider()
+    SMMService.objects.create(provider=provider, service_id="1", name="IG", type="Default", rate="1",
+                              min_quantity=10, max_quantity=1000)
+    r = api.post("/api/smm/orders", {"providerId": provider.pk, "serviceId": "1", "link": "https://x.ly/a",
+                                     "quantity": 5}, format="json", HTTP_ACCEPT_LANGUAGE="ar")
+    assert r.status_code == 400
+    assert r.json()["quantity"] == ["يجب أن تكون الكمية بين 10 و1000 لهذه الخدمة."]
