@@ -10,3 +10,10 @@ def monitoring_dashboard(context):
     data = build()
     data["request"] = context.get("request")
     return data
+
+
+@register.simple_tag
+def monitoring_refresh_seconds():
+    from django.conf import settings
+
+    return int(getattr(settings, "MONITORING_DASHBOARD_REFRESH_SECONDS", 60))
