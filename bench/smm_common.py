@@ -82,6 +82,12 @@ class Environment:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+        if connection.vendor == "postgresql":
+            # The server's threads keep their connections open (CONN_MAX_AGE): end them, or the
+            # throwaway database cannot be dropped.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         connection.close()
         connection.creation.destroy_test_db(self.old_name, verbosity=0)
         shutil.rmtree(VAR, ignore_errors=True)

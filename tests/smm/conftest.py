@@ -69,3 +69,17 @@ def worker(celery_worker_process):
     _set_eager(False)
     yield celery_worker_process
     _set_eager(True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_postgres_sessions(django_db_setup, django_db_blocker):
+    """live_server's request threads keep their connections (CONN_MAX_AGE) after the server stops;
+    on PostgreSQL the test database then cannot be dropped. End them before it is."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")

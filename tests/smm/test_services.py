@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from integrations.errors import ProviderAuthError
 from integrations.models import IntegrationLog
@@ -150,7 +150,8 @@ def test_unknown_order_can_be_marked_failed(sandbox_provider, merchant):
     provider = sandbox_provider("jap")
     order, _ = _order(provider, merchant)
     SMMOrder.objects.filter(pk=order.pk).update(status="unknown")
-    assert services.resolve_unknown(order, mark_failed=True)
+    with translation.override("en"):
+        assert services.resolve_unknown(order, mark_failed=True)
     order.refresh_from_db()
     assert order.status == "failed" and "operator" in order.error
 
