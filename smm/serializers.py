@@ -4,6 +4,7 @@ accepted on input too. The API key is write-only: no response ever contains it."
 import re
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from integrations.validators import validate_provider_url
@@ -54,6 +55,7 @@ def api_errors(message_dict):
     return {API_FIELD.get(k, camel(k)) if k != "__all__" else "nonFieldErrors": v for k, v in message_dict.items()}
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
 class LinesField(serializers.Field):
     """A list of strings, or one string with one item per line."""
 
