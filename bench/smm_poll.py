@@ -56,6 +56,8 @@ def main():
                 batch_size=500,
             )
             providers[code], ids[code] = provider, [str(o.pk) for o in panel_orders]
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # planner statistics, as autovacuum keeps them on a live database
         print(f"{args.orders} open orders over {len(codes)} simulated panels, database {connection.vendor}")
 
         session = requests.Session()

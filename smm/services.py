@@ -434,8 +434,8 @@ def mark_stale_submissions(older_than=STALE_SUBMISSION):
     )
 
 
-POLL_FIELDS = ["status", "charge", "start_count", "remains", "currency", "error", "completed_at", "last_checked_at",
-               "updated_at"]
+WRITTEN_FIELDS = ("status", "charge", "start_count", "remains", "currency", "error", "completed_at")
+POLL_FIELDS = [*WRITTEN_FIELDS, "last_checked_at", "updated_at"]
 
 
 def poll_orders(provider, *, batch=BATCH):
@@ -444,7 +444,7 @@ def poll_orders(provider, *, batch=BATCH):
     orders = list(
         SMMOrder.objects.filter(provider=provider, status__in=OPEN_STATES)
         .exclude(external_order_id="")
-        .only("pk", "external_order_id", *POLL_FIELDS)  # every field bulk_update writes: none deferred
+        .only("pk", "external_order_id", *WRITTEN_FIELDS)  # what _write_polled writes: none deferred
         .order_by("pk")
     )
     stats = {"checked": 0, "changed": 0, "finished": 0, "errors": 0, "calls": 0}
@@ -455,7 +455,6 @@ def poll_orders(provider, *, batch=BATCH):
         now = timezone.now()
         for order in chunk:
             answer = answers.get(order.external_order_id)
-            order.last_checked_at = order.updated_at = now
             stats["checked"] += 1
             if answer is None or answer.status is None:
                 order.error = (answer.error if answer else "")[:2000]
@@ -485,6 +484,8 @@ def _write_polled(orders, now):
     resolved or finished meanwhile is left alone). Django's bulk_update builds a CASE per field and
     row, which costs more CPU than the panel's answer; a JSON parameter joined in SQL does not."""
     if connection.vendor not in ("postgresql", "sqlite"):  # pragma: no cover - other backends
+        for order in orders:
+            order.last_checked_at = order.updated_at = now
         SMMOrder.objects.filter(status__in=OPEN_STATES).bulk_update(orders, POLL_FIELDS)
         return
     def stamp(value):
@@ -499,7 +500,7 @@ def _write_polled(orders, now):
              "completed_at": stamp(o.completed_at)} for o in orders]
     table = connection.ops.quote_name(SMMOrder._meta.db_table)
     open_states = ", ".join(f"'{state}'" for state in OPEN_STATES)
-    columns = ("status", "charge", "start_count", "remains", "currency", "error", "completed_at")
+    columns = WRITTEN_FIELDS
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             sets = ", ".join(f"{c} = v.{c}" for c in columns)
@@ -507,8 +508,9 @@ def _write_polled(orders, now):
                 f"UPDATE {table} AS o SET {sets}, last_checked_at = %s, updated_at = %s "
                 "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, status text, charge numeric, start_count bigint, "
                 "remains bigint, currency text, error text, completed_at timestamptz) "
-                f"WHERE o.id = v.id AND o.status IN ({open_states})",
-                [now, now, json.dumps(rows)],
+                # `o.id = ANY(ids)` lets the planner go by primary key instead of the open-orders index.
+                f"WHERE o.id = v.id AND o.id = ANY(%s) AND o.status IN ({open_states})",
+                [now, now, json.dumps(rows), [o.pk for o in orders]],
             )
         else:
             sets = ", ".join(f"{c} = json_extract(v.value, '$.{c}')" for c in columns)
