@@ -93,10 +93,11 @@ def smm_stats(since):
     queryset = Order.objects.all()
     if date_field:
         queryset = queryset.filter(**{f"{date_field}__gte": since})
-    failed_states = ["failed", "error", "canceled", "cancelled", "unknown"]
+    failed_states = ["failed", "error"]
     totals = queryset.aggregate(total=Count("pk"), failed=Count("pk", filter=Q(status__in=failed_states)))
-    by_status = dict(queryset.values_list("status").annotate(n=Count("pk")).order_by())
-    return {**totals, "by_status": sorted(by_status.items())}
+    labels = dict(Order._meta.get_field("status").choices or ())
+    by_status = queryset.values_list("status").annotate(n=Count("pk")).order_by()
+    return {**totals, "by_status": sorted((str(labels.get(s, s)), n) for s, n in by_status)}
 
 
 def build(now=None):

@@ -101,3 +101,20 @@ def test_admin_pages_render(client, staff, world):
     assert response.status_code == 200
     incident.refresh_from_db()
     assert incident.acknowledged_by == staff
+
+
+def test_smm_order_figures_are_read_when_the_smm_app_has_orders():
+    from datetime import timedelta
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    from monitoring.dashboard import smm_stats
+
+    stats = smm_stats(timezone.now() - timedelta(days=1))
+    try:
+        apps.get_model("smm", "SMMOrder")
+    except LookupError:
+        assert stats is None
+    else:
+        assert stats == {"total": 0, "failed": 0, "by_status": []}
