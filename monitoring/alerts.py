@@ -230,6 +230,40 @@ def deliver(alert):
             pass
 
 
+MAX_ATTEMPTS = 3
+
+
+def retry_failed(max_age=timedelta(hours=1)):
+    """Transient failures (an SMTP server that was down) are tried again, up to MAX_ATTEMPTS times in
+    the hour after the change. Each retry is claimed with a compare-and-set on `attempts`."""
+    retried = 0
+    candidates = AlertDelivery.objects.filter(
+        outcome=AlertDelivery.Outcome.FAILED, attempts__lt=MAX_ATTEMPTS, created_at__gte=timezone.now() - max_age
+    ).select_related("change__integration", "incident")
+    for delivery in list(candidates):
+        claimed = AlertDelivery.objects.filter(
+            pk=delivery.pk, outcome=AlertDelivery.Outcome.FAILED, attempts=delivery.attempts
+        ).update(attempts=delivery.attempts + 1)
+        if not claimed:
+            continue
+        alert = Alert(
+            delivery.change,
+            delivery.incident,
+            delivery.severity,
+            delivery.subject,
+            delivery.message,
+            recovered=delivery.change.new_status == Health.HEALTHY,
+        )
+        route = routes().get(delivery.channel)
+        with translation.override(settings.LANGUAGE_CODE):
+            outcome, error, recipients = CHANNELS[delivery.channel].send(alert, route)
+        AlertDelivery.objects.filter(pk=delivery.pk).update(
+            outcome=outcome, error=error, recipients=recipients or delivery.recipients
+        )
+        retried += 1
+    return retried
+
+
 # --- affected merchants ---------------------------------------------------------------------------
 
 

@@ -220,6 +220,7 @@ class AlertDelivery(models.Model):
     recipients = models.TextField(_("recipients"), blank=True)
     outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
     error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=1)
     created_at = models.DateTimeField(_("at"), default=timezone.now)
 
     class Meta:

@@ -14,8 +14,11 @@ def run_health_round():
 
 @shared_task
 def deliver_alerts():
-    """Also on its own every minute, so a change left behind by a crashed worker is never lost."""
-    return alerts.process_changes()
+    """Also on its own every minute, so a change left behind by a crashed worker is never lost, and
+    alerts that failed for a transient reason are tried again."""
+    processed = alerts.process_changes()
+    alerts.retry_failed()
+    return processed
 
 
 @shared_task

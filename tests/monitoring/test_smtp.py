@@ -78,3 +78,28 @@ def test_smtp_failure_is_recorded_not_raised(make_provider, settings):
     delivery = AlertDelivery.objects.get(channel=Channel.EMAIL)
     assert delivery.outcome == AlertDelivery.Outcome.FAILED
     assert "Connection" in delivery.error or "refused" in delivery.error
+
+
+@pytest.mark.django_db
+def test_a_failed_alert_is_retried_when_the_smtp_server_is_back(make_provider, settings):
+    port = free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
+    settings.EMAIL_USE_TLS, settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = False, "", ""
+    settings.OPERATIONS_EMAILS = ["ops@eishro.ly"]
+    p = make_provider(kind=Kind.PAYMENT)
+    script(p, fail="status")
+    health.run_round()
+    alerts.process_changes()
+    assert AlertDelivery.objects.get(channel=Channel.EMAIL).outcome == AlertDelivery.Outcome.FAILED
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        assert alerts.retry_failed() == 1
+        assert alerts.retry_failed() == 0  # sent: nothing left to retry
+    finally:
+        controller.stop()
+    delivery = AlertDelivery.objects.get(channel=Channel.EMAIL)
+    assert delivery.outcome == AlertDelivery.Outcome.SENT and delivery.attempts == 2
+    assert len(inbox.messages) == 1
