@@ -25,13 +25,33 @@ def _fresh_cache():
     yield
 
 
+def set_eager(value):
+    # The app reads Django settings under the CELERY_ namespace, where the prefixed key shadows the
+    # plain one: `conf.task_always_eager = True` would be ignored while the setting
+    # CELERY_TASK_ALWAYS_EAGER says False. Set the key Celery actually reads.
+    celery_app.conf.CELERY_TASK_ALWAYS_EAGER = value
+    celery_app.conf.CELERY_TASK_EAGER_PROPAGATES = value
+
+
 @pytest.fixture(autouse=True)
 def _eager_celery():
-    """Tasks run in-process by default; tests marked `worker` use a real worker process instead."""
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
+    """Tasks run in-process by default; `celery_worker_process` sends them to a real worker instead."""
+    set_eager(True)
     yield
-    celery_app.conf.task_always_eager = True
+    set_eager(True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_postgres_sessions(django_db_setup, django_db_blocker):
+    """live_server's request threads keep their connections (CONN_MAX_AGE) after the server stops,
+    and a worker process may still hold one; on PostgreSQL the test database then cannot be dropped.
+    End them before it is."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture
@@ -87,7 +107,7 @@ def celery_worker_process(transactional_db, live_server):
 
     Tasks sent from the test process go through the real broker (Redis in CI, the filesystem
     transport by default) and their effects land in the test database."""
-    celery_app.conf.task_always_eager = False
+    set_eager(False)
     celery_app.control.purge()
     env = dict(os.environ)
     env.update(
@@ -101,7 +121,7 @@ def celery_worker_process(transactional_db, live_server):
     log_path.parent.mkdir(exist_ok=True)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "eishro", "worker", "--pool=threads", "--concurrency=4",
+            [sys.executable, "-m", "celery", "-A", "tests.worker_app", "worker", "--pool=threads", "--concurrency=4",
              "-l", "info", "--without-heartbeat", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -122,7 +142,7 @@ def celery_worker_process(transactional_db, live_server):
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-            celery_app.conf.task_always_eager = True
+            set_eager(True)
 
 
 def wait_for(predicate, timeout=30.0, interval=0.1):

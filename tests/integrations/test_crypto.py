@@ -10,7 +10,10 @@ from integrations.models import ExternalIntegration
 
 def raw_credentials(pk):
     with connection.cursor() as cur:
-        cur.execute("SELECT credentials FROM external_integrations WHERE id = %s", [pk.hex if connection.vendor == "sqlite" else pk])
+        cur.execute(
+            "SELECT credentials FROM external_integrations WHERE id = %s",
+            [pk.hex if connection.vendor == "sqlite" else pk],
+        )
         return cur.fetchone()[0]
 
 

@@ -12,8 +12,9 @@ BASE = "https://echo.provider.test/api/"
 
 @pytest.fixture
 def provider(make_provider):
-    return make_provider(base_url=BASE, configuration={"backoff": 0, "circuit_breaker_threshold": 3,
-                                                       "circuit_breaker_cooldown": 60})
+    return make_provider(
+        base_url=BASE, configuration={"backoff": 0, "circuit_breaker_threshold": 3, "circuit_breaker_cooldown": 60}
+    )
 
 
 @responses.activate
@@ -62,8 +63,13 @@ def test_explicitly_idempotent_post_is_retried(provider):
 
 @pytest.mark.parametrize(
     ("status", "exc"),
-    [(401, errors.ProviderAuthError), (403, errors.ProviderAuthError), (422, errors.ProviderValidationError),
-     (429, errors.ProviderRateLimited), (500, errors.ProviderUnavailable)],
+    [
+        (401, errors.ProviderAuthError),
+        (403, errors.ProviderAuthError),
+        (422, errors.ProviderValidationError),
+        (429, errors.ProviderRateLimited),
+        (500, errors.ProviderUnavailable),
+    ],
 )
 @responses.activate
 def test_http_errors_map_to_the_exception_family_with_the_providers_message(provider, status, exc):
@@ -128,13 +134,16 @@ def test_logged_call_is_redacted_everywhere(provider):
         match=[matchers.header_matcher({"Authorization": "Bearer sk_live_ABCDEF123456"}, strict_match=False)],
     )
     ProviderClient(provider).request(
-        "POST", "orders", params={"api_key": "sk_live_ABCDEF123456"},
+        "POST",
+        "orders",
+        params={"api_key": "sk_live_ABCDEF123456"},
         data={"key": "sk_live_ABCDEF123456", "password": "p4ssw0rd!", "link": "https://x.ly/p"},
         headers={"Authorization": "Bearer sk_live_ABCDEF123456"},
     )
     log = IntegrationLog.objects.get(integration=provider)
-    stored = " ".join(str(v) for v in (log.endpoint, log.request_headers, log.request_body, log.response_body,
-                                       log.response_headers))
+    stored = " ".join(
+        str(v) for v in (log.endpoint, log.request_headers, log.request_body, log.response_body, log.response_headers)
+    )
     assert "sk_live_ABCDEF123456" not in stored
     assert "p4ssw0rd!" not in stored
     assert "4111111111111111" not in stored
@@ -149,7 +158,9 @@ def test_average_response_time_is_a_running_mean(provider):
     for _ in range(4):
         client.request("GET", "a")
     provider.refresh_from_db()
-    durations = [float(d) for d in IntegrationLog.objects.filter(integration=provider).values_list("request_duration", flat=True)]
+    durations = [
+        float(d) for d in IntegrationLog.objects.filter(integration=provider).values_list("request_duration", flat=True)
+    ]
     assert provider.total_requests == 4
     assert float(provider.average_response_time) == pytest.approx(sum(durations) / 4, abs=0.05)
 

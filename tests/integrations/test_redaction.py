@@ -5,7 +5,9 @@ from integrations.redaction import MASK, RedactingFilter, redact_body, redact_he
 
 
 def test_form_body_api_key_and_password_are_masked():
-    body = redact_body("key=abc123secret&action=add&password=hunter22&link=https%3A%2F%2Fx.ly", "application/x-www-form-urlencoded")
+    body = redact_body(
+        "key=abc123secret&action=add&password=hunter22&link=https%3A%2F%2Fx.ly", "application/x-www-form-urlencoded"
+    )
     assert "abc123secret" not in body and "hunter22" not in body
     assert "action=add" in body and "link=https" in body
 
@@ -16,13 +18,21 @@ def test_query_string_secrets_are_masked():
 
 
 def test_authorization_header_keeps_scheme_only():
-    headers = redact_headers({"Authorization": "Bearer eyJhbGciOi.payload.sig", "X-API-KEY": "k-123456", "Accept": "json"})
+    headers = redact_headers(
+        {"Authorization": "Bearer eyJhbGciOi.payload.sig", "X-API-KEY": "k-123456", "Accept": "json"}
+    )
     assert headers == {"Authorization": f"Bearer {MASK}", "X-API-KEY": MASK, "Accept": "json"}
 
 
 def test_json_bodies_nested_secrets_and_card_numbers():
-    body = json.dumps({"card": {"card_number": "4111111111111111", "cvv": "123"}, "note": "paid with 4111 1111 1111 1111",
-                       "access_token": "abc.def.ghi", "amount": "10.500"})
+    body = json.dumps(
+        {
+            "card": {"card_number": "4111111111111111", "cvv": "123"},
+            "note": "paid with 4111 1111 1111 1111",
+            "access_token": "abc.def.ghi",
+            "amount": "10.500",
+        }
+    )
     out = json.loads(redact_body(body))
     assert out["card"] == {"card_number": MASK, "cvv": MASK}
     assert out["access_token"] == MASK and out["amount"] == "10.500"
@@ -34,7 +44,10 @@ def test_non_luhn_long_numbers_are_left_alone():
 
 
 def test_provider_secret_values_are_masked_anywhere():
-    assert redact_text("echo: the key was SuperSecretValue1 ok", secrets=["SuperSecretValue1"]) == f"echo: the key was {MASK} ok"
+    assert (
+        redact_text("echo: the key was SuperSecretValue1 ok", secrets=["SuperSecretValue1"])
+        == f"echo: the key was {MASK} ok"
+    )
 
 
 def test_log_lines_are_redacted():

@@ -40,18 +40,3 @@ def make_provider():
 
 def script(provider, **config):
     ExternalIntegration.objects.filter(pk=provider.pk).update(configuration=config)
-
-
-@pytest.fixture(autouse=True)
-def _really_eager_celery():
-    """Work around the shared `_eager_celery` fixture (tests/conftest.py): it sets
-    `conf.task_always_eager`, but with `config_from_object(..., namespace="CELERY")` the settings key
-    CELERY_TASK_ALWAYS_EAGER (False) shadows that name, so tasks went to the broker. Set the key
-    Celery actually reads here, and put it back afterwards."""
-    from eishro.celery import app
-
-    saved = app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.get("CELERY_TASK_EAGER_PROPAGATES", False)
-    app.conf.CELERY_TASK_ALWAYS_EAGER = True
-    app.conf.CELERY_TASK_EAGER_PROPAGATES = True
-    yield
-    app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES = saved

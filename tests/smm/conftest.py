@@ -46,40 +46,7 @@ def first_service(code, size, stype="Default", **where):
     raise LookupError(stype)
 
 
-def _set_eager(value):
-    from eishro.celery import app
-
-    # The app reads settings under the CELERY_ namespace, where the prefixed key wins over the plain
-    # one: `conf.task_always_eager = True` (what tests/conftest.py does) is shadowed by the Django
-    # setting CELERY_TASK_ALWAYS_EAGER=False. Setting the prefixed key takes effect.
-    app.conf.CELERY_TASK_ALWAYS_EAGER = value
-    app.conf.CELERY_TASK_EAGER_PROPAGATES = value
-
-
-@pytest.fixture(autouse=True)
-def _really_eager_celery(_eager_celery):
-    _set_eager(True)
-    yield
-    _set_eager(True)
-
-
 @pytest.fixture
 def worker(celery_worker_process):
     """A real Celery worker, with tasks really sent to it (not run eagerly in the test process)."""
-    _set_eager(False)
-    yield celery_worker_process
-    _set_eager(True)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _end_stray_postgres_sessions(django_db_setup, django_db_blocker):
-    """live_server's request threads keep their connections (CONN_MAX_AGE) after the server stops;
-    on PostgreSQL the test database then cannot be dropped. End them before it is."""
-    yield
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        return
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    return celery_worker_process
