@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP) .env
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 messages: $(STAMP)
 	cd $(CURDIR) && $(BIN)/python manage.py makemessages -l ar --ignore=.venv --ignore=var && $(BIN)/python manage.py compilemessages -l ar --ignore=.venv

@@ -65,6 +65,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's static files from gunicorn itself (compressed, cache-busted): the hub must
+    # run without a separate web server in front, e.g. in docker-compose.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -152,6 +155,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if env.bool("STATIC_MANIFEST", default=not DEBUG)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 
 # --- e-mail -------------------------------------------------------------------------------------
 EMAIL_BACKEND = env.str(
@@ -181,6 +192,12 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOK_TOLERANCE_SECONDS = env.int("WEBHOOK_TOLERANCE_SECONDS", default=300)
 # Hosts an operator may not point a provider at (besides private ranges when not in sandbox mode).
 PROVIDER_URL_ALLOW_PRIVATE = env.bool("PROVIDER_URL_ALLOW_PRIVATE", default=SANDBOX_ENABLED)
+# Monitoring (see monitoring/health.py for the degraded rule these feed).
+MONITORING_HEALTHCHECK_RETENTION_DAYS = env.int("MONITORING_HEALTHCHECK_RETENTION_DAYS", default=30)
+MONITORING_ALERT_COOLDOWN_SECONDS = env.int("MONITORING_ALERT_COOLDOWN_SECONDS", default=600)
+MONITORING_DEGRADED_WINDOW = env.int("MONITORING_DEGRADED_WINDOW", default=5)
+MONITORING_DEGRADED_FAILURES = env.int("MONITORING_DEGRADED_FAILURES", default=2)
+MONITORING_DASHBOARD_REFRESH_SECONDS = env.int("MONITORING_DASHBOARD_REFRESH_SECONDS", default=60)
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,0 +1,34 @@
+"""`make bench` / `python -m bench [name ...]`: run every benchmark (or the named ones) in turn.
+
+Each benchmark is a script of its own that prints its figures; they run in separate processes so
+that each gets a fresh Django set-up on its own throwaway database (whatever DATABASE_URL points at).
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = {
+    "smm_poll": "polling 10,000 open SMM orders on three simulated panels",
+    "smm_sync": "syncing a 5,000-service SMM catalogue, first sync and resync",
+    "monitoring_round": "a health round of 50 providers, 10 of them hanging",
+}
+
+
+def main(argv):
+    names = argv or list(BENCHMARKS)
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        sys.exit(f"bench: unknown benchmark {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
+    failed = []
+    for name in names:
+        print(f"\n=== {name}: {BENCHMARKS[name]}", flush=True)
+        if subprocess.call([sys.executable, str(HERE / f"{name}.py")]) != 0:
+            failed.append(name)
+    if failed:
+        sys.exit(f"bench: failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
