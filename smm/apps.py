@@ -14,6 +14,19 @@ class SmmConfig(AppConfig):
         "panel_v2": "smm.panel.PanelV2",
     }
 
+    def affected_owners(self, integration):
+        """Merchants with unfinished orders on this panel: monitoring tells them when it goes down."""
+        from django.contrib.auth import get_user_model
+
+        from .models import FINAL_STATES
+
+        return (
+            get_user_model()
+            .objects.filter(smm_orders__provider__integration=integration)
+            .exclude(smm_orders__status__in=FINAL_STATES)
+            .distinct()
+        )
+
     def load_demo(self, merchant, stdout=None):
         """The three default panels for the demo merchant, pointed at the simulator. Idempotent."""
         from django.conf import settings
