@@ -9,6 +9,7 @@ import datetime as dt
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 TABLE = "integration_logs"
 
@@ -46,8 +47,15 @@ def existing_partitions():
         return [row[0] for row in cur.fetchall()]
 
 
-def ensure_partitions(ahead=3, today=None):
-    """Create this month's and the next `ahead` months' partitions. Returns the names created."""
+def _say(report, message):
+    if report is not None:
+        report(message)
+
+
+def ensure_partitions(ahead=3, today=None, report=None):
+    """Create this month's and the next `ahead` months' partitions. Returns the names created.
+
+    `report`, if given, is called with one readable line per action taken."""
     if not is_partitioned():
         return []
     today = today or timezone.localdate()
@@ -67,21 +75,35 @@ def ensure_partitions(ahead=3, today=None):
                 [start, end],
             )
             cur.execute(f"DELETE FROM {TABLE}_default WHERE started_at >= %s AND started_at < %s", [start, end])
+            moved = cur.rowcount
             cur.execute(f"CREATE TABLE {name} PARTITION OF {TABLE} FOR VALUES FROM (%s) TO (%s)", [start, end])
             cur.execute(f"INSERT INTO {TABLE} SELECT * FROM _moving")
+            # ON COMMIT DROP alone is not enough: inside an outer transaction (a caller's atomic block,
+            # a test) the next month's CREATE TEMP TABLE would find this one still there.
+            cur.execute("DROP TABLE _moving")
         created.append(name)
+        _say(report, _("created partition %(name)s") % {"name": name})
+        if moved:
+            _say(report, _("moved %(count)d log row(s) from the default partition into %(name)s")
+                 % {"count": moved, "name": name})
     return created
 
 
-def drop_expired(retention_months, today=None):
-    """Drop partitions (PostgreSQL) or delete rows (elsewhere) older than the retention period."""
+def drop_expired(retention_months, today=None, report=None):
+    """Drop partitions (PostgreSQL) or delete rows (elsewhere) older than the retention period.
+
+    Returns the names of the dropped partitions (PostgreSQL) or the number of rows deleted (elsewhere);
+    `report`, if given, is called with one readable line per action taken."""
     from .models import IntegrationLog
 
     today = today or timezone.localdate()
     cutoff = add_months(month_start(today), -retention_months)
     if not is_partitioned():
         cutoff_dt = timezone.make_aware(dt.datetime.combine(cutoff, dt.time.min))
-        deleted, _ = IntegrationLog.objects.filter(started_at__lt=cutoff_dt).delete()
+        deleted = IntegrationLog.objects.filter(started_at__lt=cutoff_dt).delete()[0]
+        if deleted:
+            _say(report, _("deleted %(count)d log row(s) older than %(cutoff)s")
+                 % {"count": deleted, "cutoff": cutoff.isoformat()})
         return deleted
     dropped = []
     for name in existing_partitions():
@@ -92,8 +114,12 @@ def drop_expired(retention_months, today=None):
             with connection.cursor() as cur:
                 cur.execute(f"DROP TABLE {name}")
             dropped.append(name)
+            _say(report, _("dropped partition %(name)s") % {"name": name})
     with connection.cursor() as cur:
         cur.execute(f"DELETE FROM {TABLE}_default WHERE started_at < %s", [cutoff])
+        if cur.rowcount:
+            _say(report, _("deleted %(count)d log row(s) older than %(cutoff)s from the default partition")
+                 % {"count": cur.rowcount, "cutoff": cutoff.isoformat()})
     return dropped
 
 
