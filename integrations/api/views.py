@@ -17,7 +17,16 @@ class IntegrationViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["kind", "code", "status", "health_status"]
 
 
+def _visible_integrations(request):
+    # Only the caller's providers are valid choices: another merchant's id is refused exactly like an
+    # unknown one, so the filter cannot be used to probe which ids exist.
+    if request is None:
+        return ExternalIntegration.objects.none()
+    return ExternalIntegration.objects.visible_to(request.user)
+
+
 class LogFilter(django_filters.FilterSet):
+    integration = django_filters.ModelChoiceFilter(queryset=_visible_integrations)
     since = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
 
     class Meta:

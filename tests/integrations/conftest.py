@@ -24,3 +24,10 @@ def make_provider(db):
         return ExternalIntegration.objects.create(**defaults)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness costs ~0.2 s per user created or logged in; these tests check
+    # behaviour, not the hasher.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
