@@ -17,9 +17,13 @@ def mask(value):
     return MASK_PREFIX + text[-4:] if len(text) > 8 else MASK_PREFIX
 
 
-def secret_names(code):
+def public_names(code):
+    """Credential names the adapter declares not secret (a username…): the only values shown in full.
+
+    Everything else is masked, including keys the adapter does not declare and every value of a row
+    whose adapter is no longer registered: an unknown value is treated as a secret."""
     try:
-        return set(adapter_class(code).meta.secret_fields)
+        return {f.name for f in adapter_class(code).meta.credentials if not f.secret}
     except UnknownAdapter:
         return set()
 
@@ -46,8 +50,8 @@ class IntegrationForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["code"].widget = forms.Select(choices=[("", "---------"), *code_choices()])
         stored = self.instance.credentials if self.instance.pk else {}
-        secrets = secret_names(self.instance.code) if self.instance.pk else set()
-        shown = {k: (mask(v) if (k in secrets and v) else v) for k, v in (stored or {}).items()}
+        public = public_names(self.instance.code) if self.instance.pk else set()
+        shown = {k: (v if (k in public or v in (None, "")) else mask(v)) for k, v in (stored or {}).items()}
         self.initial["credentials_json"] = json.dumps(shown, ensure_ascii=False, indent=2) if shown else "{}"
 
     def clean_credentials_json(self):
@@ -67,6 +71,20 @@ class IntegrationForm(forms.ModelForm):
     def _post_clean(self):
         self.instance.credentials = self.cleaned_data.get("credentials_json", self.instance.credentials)
         super()._post_clean()
+
+    def _update_errors(self, errors):
+        # The model reports credential problems under `credentials`, which this form edits as
+        # `credentials_json`: Django would raise ValueError (a 500) for an error on a field the form
+        # does not have. Show them on the JSON field, unless that already says the JSON is invalid.
+        if hasattr(errors, "error_dict") and "credentials" in errors.error_dict:
+            error_dict = dict(errors.error_dict)
+            moved = error_dict.pop("credentials")
+            if "credentials_json" not in self._errors:
+                error_dict["credentials_json"] = moved
+            if not error_dict:
+                return
+            errors = forms.ValidationError(error_dict)
+        super()._update_errors(errors)
 
 
 @admin.register(ExternalIntegration)
@@ -157,6 +175,10 @@ class IntegrationLogAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # An audit trail: rows go only by retention (manage_log_partitions), never one by one.
         return False
 
 
