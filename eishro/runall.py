@@ -44,6 +44,7 @@ def main():
                 proc.kill()
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    send_startup_tasks(addr)
     try:
         while True:
             for name, proc in procs.items():
@@ -55,6 +56,33 @@ def main():
     except KeyboardInterrupt:
         stop()
         return 0
+
+
+def send_startup_tasks(addr, wait=30.0):
+    """Once the web server answers (the simulators live there), queue the jobs of STARTUP_TASKS."""
+    import socket
+
+    import django
+
+    from eishro.celery import app
+    from eishro.schedule import STARTUP_TASKS
+
+    host, _, port = addr.rpartition(":")
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    try:
+        django.setup()  # the result backend is a Django model
+        for name in STARTUP_TASKS:
+            app.send_task(name)
+    except Exception as exc:  # noqa: BLE001 - a convenience only: never stop the three processes for it
+        print(f"eishro: could not queue the start-up jobs: {exc}", flush=True)
+        return
+    print(f"eishro: queued {', '.join(STARTUP_TASKS)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,3 +18,7 @@ BEAT_SCHEDULE = {
     "Monitoring alert delivery": ("monitoring.tasks.deliver_alerts", MINUTE, {}),
     "Health check retention": ("monitoring.tasks.prune_health_checks", DAY, {}),
 }
+
+# Sent once when `make run` starts, so that a newcomer sees catalogues and balances at once instead
+# of after the first hourly run.
+STARTUP_TASKS = ("smm.tasks.sync_all_services", "smm.tasks.refresh_all_balances")
