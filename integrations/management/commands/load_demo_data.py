@@ -1,3 +1,5 @@
+import os
+
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -29,9 +31,10 @@ class Command(BaseCommand):
             loader = getattr(config, "load_demo", None)
             if loader:
                 loader(merchant=merchant, stdout=self.stdout)
+        site = f"http://{os.environ.get('RUN_ADDR', '127.0.0.1:8000')}"  # where `make run` serves
         self.stdout.write(
             "\nDemo data is ready.\n"
-            f"  admin:    http://127.0.0.1:8000/admin/  user {ADMIN[0]}  password {ADMIN[1]}\n"
+            f"  admin:    {site}/admin/  user {ADMIN[0]}  password {ADMIN[1]}\n"
             f"  merchant: {MERCHANT}  API token {token.key}\n"
-            "  API docs: http://127.0.0.1:8000/api/docs/\n"
+            f"  API docs: {site}/api/docs/\n"
         )
