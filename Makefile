@@ -39,7 +39,7 @@ bench: $(STAMP) .env
 	$(BIN)/python -m bench $(BENCH)
 
 messages: $(STAMP)
-	cd $(CURDIR) && $(BIN)/python manage.py makemessages -l ar --ignore=.venv --ignore=var && $(BIN)/python manage.py compilemessages -l ar --ignore=.venv
+	$(BIN)/python manage.py makemessages -l ar --ignore=.venv --ignore=var --ignore=tests --ignore=bench && $(BIN)/python manage.py compilemessages -l ar --ignore=.venv
 
 clean:
 	rm -rf var .pytest_cache
