@@ -3,6 +3,11 @@
 Closed: calls go through; consecutive failures are counted. After `threshold` failures it opens:
 calls fail at once with CircuitOpen. After `cooldown` seconds one caller (whoever wins `cache.add`)
 is let through as a half-open trial: success closes the circuit, failure opens it again.
+
+The common case costs one cache read and no write: `before_call` reads the opened mark and the
+failure count together and tells the caller whether there is anything for a success to clear; a
+success on a closed circuit with no failures counted writes nothing. (A failure another worker
+counts between that read and the success is then not cleared by it: the count errs towards opening.)
 """
 
 import time
@@ -26,17 +31,26 @@ class CircuitBreaker:
         return "half-open" if time.time() - opened_at >= self.cooldown else "open"
 
     def before_call(self):
-        opened_at = cache.get(f"{self.key}:opened")
+        """Raise CircuitOpen when the call must not be made. Otherwise return whether a success
+        must clear state (failures counted, or this call is the half-open trial): pass it on to
+        `record_success`."""
+        opened_key, failures_key = f"{self.key}:opened", f"{self.key}:failures"
+        values = cache.get_many([opened_key, failures_key])
+        opened_at = values.get(opened_key)
         if opened_at is None:
-            return
+            return bool(values.get(failures_key))
         if time.time() - opened_at < self.cooldown:
             raise CircuitOpen()
         # Half-open: exactly one trial call at a time.
         if not cache.add(f"{self.key}:trial", 1, timeout=max(int(self.cooldown), 1)):
             raise CircuitOpen()
+        return True
 
-    def record_success(self):
-        cache.delete_many([f"{self.key}:failures", f"{self.key}:opened", f"{self.key}:trial"])
+    def record_success(self, dirty=True):
+        """Close the circuit and forget the failures; `dirty=False` (from `before_call`: closed, no
+        failures) skips the cache write."""
+        if dirty:
+            cache.delete_many([f"{self.key}:failures", f"{self.key}:opened", f"{self.key}:trial"])
 
     def record_failure(self):
         key = f"{self.key}:failures"

@@ -3,17 +3,24 @@
 Pooled sessions, a timeout per provider, retries with exponential backoff and full jitter for
 idempotent calls only, a circuit breaker per provider, an IntegrationLog row per attempt with
 secrets redacted, and the registry row's counters updated atomically.
+
+Each attempt's log row and counter update are written together, in one transaction (one commit).
+A bulk job making many calls in a row (the SMM poll) can hold them with `deferred_records()` and
+write them in one transaction with its own writes (`flush_records()`); whatever is held is written
+when the block ends, also when it ends with an error.
 """
 
 import random
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from decimal import Decimal
 from urllib.parse import urljoin
 
 import requests
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
@@ -72,6 +79,8 @@ class ProviderClient:
         )
         self.session = session_for(integration.pk)
         self.secrets = integration.secret_values
+        self._local = threading.local()  # this thread's held records (deferred_records)
+        self._endpoints = {}  # URL -> the URL as requests sends it (without params)
 
     def url(self, path):
         if path.startswith(("http://", "https://")):
@@ -105,8 +114,7 @@ class ProviderClient:
         timeout = timeout or self.timeout
 
         for attempt in range(1, attempts + 1):
-            if breaker:
-                self.breaker.before_call()
+            dirty = self.breaker.before_call() if breaker else False
             try:
                 response = self._send(method, url, params, data, json, headers, timeout, request_id, user)
             except errors.ProviderError as exc:
@@ -120,7 +128,10 @@ class ProviderClient:
                 raise
             failed = response.status_code >= 500 or response.status_code == 429
             if breaker:
-                (self.breaker.record_failure if failed else self.breaker.record_success)()
+                if failed:
+                    self.breaker.record_failure()
+                else:
+                    self.breaker.record_success(dirty)
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 self._sleep(attempt, response.headers.get("Retry-After"))
                 continue
@@ -160,7 +171,7 @@ class ProviderClient:
         ok = response is not None and response.status_code < 400
         if response is not None and not ok:
             outcome, code = IntegrationLog.Outcome.ERROR, f"http_{response.status_code}"
-        self._log(
+        entry = self._log_entry(
             method,
             url,
             params,
@@ -176,12 +187,66 @@ class ProviderClient:
             request_id,
             user,
         )
-        self.integration.record_call(ok, Decimal(f"{duration_ms:.2f}"))
+        self._record(entry, ok, Decimal(f"{duration_ms:.2f}"))
         if error:
             raise error
         return response
 
-    def _log(
+    # --- log rows and counters ---------------------------------------------------------------
+    def _record(self, entry, ok, duration_ms):
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            held.append((entry, ok, duration_ms))
+            return
+        with transaction.atomic(savepoint=False):
+            entry.save(force_insert=True)
+            self.integration.record_calls(1, 1 if ok else 0, duration_ms)
+
+    @contextmanager
+    def deferred_records(self):
+        """Hold this thread's log rows and counter updates until `flush_records()` or the end of the
+        block (which writes whatever is still held, also after an error)."""
+        outer = getattr(self._local, "held", None)
+        if outer is not None:  # nested: the outer block writes them
+            yield self
+            return
+        self._local.held = []
+        try:
+            yield self
+        finally:
+            try:
+                self.flush_records()
+            finally:
+                self._local.held = None
+
+    def flush_records(self):
+        """Write the held log rows (one INSERT) and counter increments (one UPDATE) in one transaction
+        (the caller's, if it has one open). Returns the number of calls written."""
+        from .models import IntegrationLog
+
+        held = getattr(self._local, "held", None)
+        if not held:
+            return 0
+        entries = held[:]
+        del held[:]
+        with transaction.atomic(savepoint=False):
+            IntegrationLog.objects.bulk_create([entry for entry, _, _ in entries])
+            self.integration.record_calls(
+                len(entries), sum(1 for _, ok, _ in entries if ok), sum(d for _, _, d in entries)
+            )
+        return len(entries)
+
+    def _endpoint(self, method, url, params):
+        if params:
+            return requests.Request(method, url, params=params).prepare().url
+        endpoint = self._endpoints.get(url)
+        if endpoint is None:
+            if len(self._endpoints) > 256:
+                self._endpoints.clear()
+            endpoint = self._endpoints[url] = requests.Request(method, url).prepare().url
+        return endpoint
+
+    def _log_entry(
         self,
         method,
         url,
@@ -201,15 +266,14 @@ class ProviderClient:
         from .models import IntegrationLog
 
         secrets, names = self.secrets, self.secret_names
-        prepared = requests.Request(method, url, params=params).prepare()
         body = json_body if json_body is not None else data
         content_type = "application/json" if json_body is not None else "application/x-www-form-urlencoded"
         if isinstance(body, dict) and json_body is None:
             body = requests.models.RequestEncodingMixin._encode_params(body)
-        IntegrationLog.objects.create(
+        return IntegrationLog(
             integration=self.integration,
             request_id=request_id,
-            endpoint=redact_url(prepared.url, secrets, names)[:500],
+            endpoint=redact_url(self._endpoint(method, url, params), secrets, names)[:500],
             method=method,
             request_headers=redact_headers(headers, secrets),
             request_body=_truncate(redact_body(body, content_type, secrets, names)),

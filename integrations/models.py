@@ -151,12 +151,17 @@ class ExternalIntegration(models.Model):
 
     def record_call(self, ok, duration_ms):
         """Count one call atomically: concurrent workers never lose an increment."""
+        self.record_calls(1, 1 if ok else 0, duration_ms)
+
+    def record_calls(self, calls, successful, total_duration_ms):
+        """Count `calls` calls (`successful` of them successful, taking `total_duration_ms` together)
+        in one atomic UPDATE; the average response time stays the mean over every call."""
         total = F("total_requests")
         type(self).objects.filter(pk=self.pk).update(
-            total_requests=total + 1,
-            successful_requests=F("successful_requests") + (1 if ok else 0),
-            failed_requests=F("failed_requests") + (0 if ok else 1),
-            average_response_time=(F("average_response_time") * total + duration_ms) / (total + 1),
+            total_requests=total + calls,
+            successful_requests=F("successful_requests") + successful,
+            failed_requests=F("failed_requests") + (calls - successful),
+            average_response_time=(F("average_response_time") * total + total_duration_ms) / (total + calls),
         )
 
     def set_status(self, status):

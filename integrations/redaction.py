@@ -5,6 +5,7 @@ by value (the provider's own secret credentials, wherever they appear), and by s
 that pass the Luhn check, bearer tokens).
 """
 
+import functools
 import json
 import logging
 import re
@@ -63,6 +64,23 @@ _KV = re.compile(
     r"(?P<sep>\"?\s*[:=]\s*\"?)(?P<v>[^\s&\"',;}]+)"
 )
 _DIGITS = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_NON_DIGIT = re.compile(r"\D")
+
+
+# Every name of SECRET_NAMES contains one of these fragments; with "bearer" and "basic" they also
+# cover every match of _BEARER and _KV. A JSON text (lower-cased) with none of them needs no
+# redaction by name or by pattern (see _json_needs_redaction).
+_FRAGMENTS = ("key", "secret", "pass", "pwd", "token", "auth", "cookie", "card", "pan", "cv", "pin", "otp",
+              "bearer", "basic")
+# The only non-ASCII characters that a case-insensitive pattern matches to an ASCII letter.
+_FOLD = {0x130: "i", 0x131: "i", 0x17F: "s", 0x212A: "k"}
+# At least 13 digits with single spaces or dashes between them start like this (cheap to search).
+_CARD_START = re.compile(r"\d[\d -]{11}")
+
+
+@functools.lru_cache(maxsize=256)
+def _secret_list(secrets):
+    return tuple(sorted({str(s) for s in secrets if s and len(str(s)) >= 4}, key=len, reverse=True))
 
 
 def _luhn_ok(digits):
@@ -76,7 +94,7 @@ def _luhn_ok(digits):
 
 
 def _mask_card(match):
-    digits = re.sub(r"\D", "", match.group(0))
+    digits = _NON_DIGIT.sub("", match.group(0))
     if 13 <= len(digits) <= 19 and _luhn_ok(digits):
         return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}"
     return match.group(0)
@@ -91,11 +109,37 @@ def redact_text(text, secrets=()):
     """Redact secret values, key=value pairs, bearer tokens and card numbers in free text."""
     if not text:
         return text
-    for value in sorted({s for s in secrets if s and len(str(s)) >= 4}, key=len, reverse=True):
-        text = text.replace(str(value), MASK)
+    for value in _secret_list(_hashable(secrets)):
+        if value in text:
+            text = text.replace(value, MASK)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = _KV.sub(lambda m: f"{m.group('k')}{m.group('sep')}{MASK}", text)
     return _DIGITS.sub(_mask_card, text)
+
+
+def _hashable(values):
+    return values if isinstance(values, (tuple, frozenset)) else tuple(values or ())
+
+
+def _json_needs_redaction(text, secrets, extra_names):
+    """False only when redacting the parsed JSON `text` provably changes nothing, so that the walk
+    over every key and string can be skipped. Conservative: any backslash (a string could hide a
+    secret behind escapes), any fragment of a secret name or of a token scheme, any provider secret
+    value and any Luhn-valid card number in the raw text mean "redact it". Without escapes every
+    key and string of the document appears verbatim between quotes in the raw text, and quotes are
+    boundaries for all these patterns, so a match inside a string is a match in the raw text."""
+    if "\\" in text:
+        return True
+    folded = (text if text.isascii() else text.translate(_FOLD)).lower()
+    if any(fragment in folded for fragment in _FRAGMENTS):
+        return True
+    if any(str(name).lower() in folded for name in extra_names):
+        return True
+    if any(value in text for value in _secret_list(_hashable(secrets))):
+        return True
+    if _CARD_START.search(text) is None:
+        return False
+    return any(_mask_card(m) != m.group(0) for m in _DIGITS.finditer(text))
 
 
 def redact_mapping(data, secrets=(), extra_names=()):
@@ -146,9 +190,13 @@ def redact_body(body, content_type="", secrets=(), extra_names=()):
     stripped = body.strip()
     if stripped[:1] in "{[":
         try:
-            return json.dumps(redact_mapping(json.loads(stripped), secrets, extra_names), ensure_ascii=False)
+            parsed = json.loads(stripped)
         except ValueError:
             pass
+        else:
+            if _json_needs_redaction(stripped, secrets, extra_names):
+                parsed = redact_mapping(parsed, secrets, extra_names)
+            return json.dumps(parsed, ensure_ascii=False)
     if "x-www-form-urlencoded" in content_type or ("=" in stripped and " " not in stripped and "<" not in stripped):
         pairs = parse_qsl(stripped, keep_blank_values=True)
         if pairs:
