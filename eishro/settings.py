@@ -17,9 +17,12 @@ VAR_DIR = Path(environ.Env().str("EISHRO_VAR_DIR", default=str(BASE_DIR / "var")
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 env = environ.Env()
-env_file = BASE_DIR / ".env"
-if env_file.exists():
-    env.read_env(str(env_file))
+# ENV_FILE names the file of settings to read (default: the project's `.env`); set it to an empty
+# string to read no file at all, e.g. to test what the environment alone gives. Variables already set
+# in the environment always win over the file.
+env_file = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if env_file and Path(env_file).is_file():
+    env.read_env(env_file)
 
 
 def _refuse(message):
@@ -37,6 +40,24 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-only-key"  # noqa: S105 - DEBUG only
 if not FIELD_ENCRYPTION_KEYS:
     _refuse("FIELD_ENCRYPTION_KEYS is not set (run `make .env` for a development key, or set it in the environment).")
+
+
+def _check_fernet_keys(keys):
+    # Refuse at start-up rather than on the first request that touches a credential. (Not translated:
+    # settings are read before the translation machinery exists.)
+    from cryptography.fernet import Fernet
+
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            _refuse(
+                f"FIELD_ENCRYPTION_KEYS: key {position} is not a url-safe base64 32-byte Fernet key "
+                "(generate one with cryptography's Fernet.generate_key())."
+            )
+
+
+_check_fernet_keys(FIELD_ENCRYPTION_KEYS)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
