@@ -1,21 +1,40 @@
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework.authtoken.models import Token
 
 
+def _taken(username):
+    return CommandError(_("A user named “%(username)s” already exists; nothing was changed.") % {"username": username})
+
+
 class Command(BaseCommand):
-    help = "Create a merchant (a user with an API token), or show the token of an existing one."
+    help = gettext_lazy("Create a merchant: a user with an API token. An existing username is refused.")
 
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--email", default="")
 
     def handle(self, *args, username, email, **options):
-        username = username.strip()
-        if not username or len(username) > 150:
-            raise CommandError("The username must be 1 to 150 characters.")
-        user, created = get_user_model().objects.get_or_create(username=username, defaults={"email": email})
-        if user.is_staff:
-            raise CommandError(f"{username} is a staff user, not a merchant.")
-        token, _ = Token.objects.get_or_create(user=user)
-        self.stdout.write(f"{'created' if created else 'exists'}: {username} token={token.key}")
+        User = get_user_model()
+        username, email = username.strip(), email.strip()
+        try:
+            User._meta.get_field(User.USERNAME_FIELD).clean(username, None)
+            if email:
+                validate_email(email)
+        except ValidationError as exc:
+            raise CommandError(" ".join(str(m) for m in exc.messages)) from None
+        if User.objects.filter(**{User.USERNAME_FIELD: username}).exists():
+            raise _taken(username)
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(username=username, email=email)
+                token = Token.objects.create(user=user)
+        except IntegrityError:  # created by someone else meanwhile
+            raise _taken(username) from None
+        message = _("created merchant %(username)s with API token %(token)s")
+        self.stdout.write(message % {"username": username, "token": token.key})

@@ -4,6 +4,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
 
 ADMIN = ("admin", "admin")
@@ -25,16 +26,18 @@ class Command(BaseCommand):
         if created:
             admin.set_password(ADMIN[1])
             admin.save()
-        merchant, _ = User.objects.get_or_create(username=MERCHANT, defaults={"email": "merchant@localhost"})
-        token, _ = Token.objects.get_or_create(user=merchant)
+        merchant, __ = User.objects.get_or_create(username=MERCHANT, defaults={"email": "merchant@localhost"})
+        token, __ = Token.objects.get_or_create(user=merchant)
         for config in apps.get_app_configs():
             loader = getattr(config, "load_demo", None)
             if loader:
                 loader(merchant=merchant, stdout=self.stdout)
         site = f"http://{os.environ.get('RUN_ADDR', '127.0.0.1:8000')}"  # where `make run` serves
+        # An admin that existed before keeps its own password: never print one that does not work.
+        password = ADMIN[1] if admin.check_password(ADMIN[1]) else _("(unchanged: set it with `changepassword`)")
         self.stdout.write(
             "\nDemo data is ready.\n"
-            f"  admin:    {site}/admin/  user {ADMIN[0]}  password {ADMIN[1]}\n"
+            f"  admin:    {site}/admin/  user {ADMIN[0]}  password {password}\n"
             f"  merchant: {MERCHANT}  API token {token.key}\n"
             f"  API docs: {site}/api/docs/\n"
         )
