@@ -194,9 +194,9 @@ def redact_body(body, content_type="", secrets=(), extra_names=()):
         except ValueError:
             pass
         else:
-            if _json_needs_redaction(stripped, secrets, extra_names):
-                parsed = redact_mapping(parsed, secrets, extra_names)
-            return json.dumps(parsed, ensure_ascii=False)
+            if not _json_needs_redaction(stripped, secrets, extra_names):
+                return stripped  # nothing to mask: the document as the provider wrote it
+            return json.dumps(redact_mapping(parsed, secrets, extra_names), ensure_ascii=False)
     if "x-www-form-urlencoded" in content_type or ("=" in stripped and " " not in stripped and "<" not in stripped):
         pairs = parse_qsl(stripped, keep_blank_values=True)
         if pairs:

@@ -446,16 +446,38 @@ POLL_FLUSH_CALLS = 20
 POLL_FLUSH_SECONDS = 5.0
 
 
+class _Polled:
+    """An open order as the poll needs it: ids and the fields the poll writes, as they were read and
+    as they are now. Lighter than a model instance (a poll loads every open order of the panel)."""
+
+    __slots__ = ("pk", "external_order_id", *WRITTEN_FIELDS, "read")
+
+    def __init__(self, row):
+        self.pk, self.external_order_id = row[0], row[1]
+        self.read = row[2:]
+        (self.status, self.charge, self.start_count, self.remains, self.currency, self.error,
+         self.completed_at) = self.read
+
+    def can_move_to(self, new):
+        return new in SMMOrder.TRANSITIONS.get(self.status, set())
+
+    @property
+    def changed(self):
+        return (self.status, self.charge, self.start_count, self.remains, self.currency, self.error,
+                self.completed_at) != self.read
+
+
 def poll_orders(provider, *, batch=BATCH):
     """Ask the panel about every open order: ceil(N/100) calls, one bulk update per call."""
     adapter = provider.adapter
     client = adapter.client
-    orders = list(
-        SMMOrder.objects.filter(provider=provider, status__in=OPEN_STATES)
+    orders = [
+        _Polled(row)
+        for row in SMMOrder.objects.filter(provider=provider, status__in=OPEN_STATES)
         .exclude(external_order_id="")
-        .only("pk", "external_order_id", *WRITTEN_FIELDS)  # what _write_polled writes: none deferred
         .order_by("pk")
-    )
+        .values_list("pk", "external_order_id", *WRITTEN_FIELDS)
+    ]
     stats = {"checked": 0, "changed": 0, "finished": 0, "errors": 0, "calls": 0}
     pending = []  # (orders, when) polled but not written yet
     flushed_at = time.monotonic()
@@ -511,13 +533,24 @@ def _apply_answers(chunk, answers, now, stats):
 
 
 def _write_polled(orders, now):
-    """One UPDATE for a batch of polled orders, conditional on the row still being open (a row
-    resolved or finished meanwhile is left alone). Django's bulk_update builds a CASE per field and
-    row, which costs more CPU than the panel's answer; a JSON parameter joined in SQL does not."""
+    """Write a batch of polled orders, conditional on the row still being open (a row resolved or
+    finished meanwhile is left alone): one UPDATE for the orders whose fields changed, one that only
+    stamps the check time on the others. Django's bulk_update builds a CASE per field and row, which
+    costs more CPU than the panel's answer; a JSON parameter joined in SQL does not."""
     if connection.vendor not in ("postgresql", "sqlite"):  # pragma: no cover - other backends
-        for order in orders:
-            order.last_checked_at = order.updated_at = now
-        SMMOrder.objects.filter(status__in=OPEN_STATES).bulk_update(orders, POLL_FIELDS)
+        rows = [SMMOrder(pk=o.pk, last_checked_at=now, updated_at=now, **{f: getattr(o, f) for f in WRITTEN_FIELDS})
+                for o in orders]
+        SMMOrder.objects.filter(status__in=OPEN_STATES).bulk_update(rows, POLL_FIELDS)
+        return
+    changed, unchanged = [], []
+    for order in orders:
+        (changed if order.changed else unchanged).append(order)
+    if unchanged:
+        SMMOrder.objects.filter(pk__in=[o.pk for o in unchanged], status__in=OPEN_STATES).update(
+            last_checked_at=now, updated_at=now
+        )
+    orders = changed
+    if not orders:
         return
     def stamp(value):
         if value is None:
