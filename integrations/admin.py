@@ -197,7 +197,8 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def replay(self, request, queryset):
         from .tasks import process_webhook_event
 
-        failed = queryset.filter(state=WebhookEvent.State.FAILED)
-        for pk in failed.values_list("pk", flat=True):
+        # The ids first: counting the queryset afterwards would miss events already processed meanwhile.
+        pks = list(queryset.filter(state=WebhookEvent.State.FAILED).values_list("pk", flat=True))
+        for pk in pks:
             process_webhook_event.delay(pk)
-        self.message_user(request, _("%d event(s) queued again.") % failed.count(), messages.SUCCESS)
+        self.message_user(request, _("%d event(s) queued again.") % len(pks), messages.SUCCESS)

@@ -243,3 +243,25 @@ def test_the_admin_index_is_arabic_and_right_to_left_by_default(staff, accept, l
     assert f'<html lang="{lang}" dir="{direction}">' in html
     if lang == "ar":
         assert "إدارة" in html or "الموقع" in html  # Django's own Arabic admin strings are in use
+
+
+# --- webhook events: replay ------------------------------------------------------------------------------
+
+def test_replaying_failed_events_processes_them_and_reports_the_count(admin_client, make_provider):
+    from integrations.models import WebhookEvent
+
+    provider = make_provider()
+    failed = WebhookEvent.objects.create(integration=provider, kind="analytics", code="echo", event_id="evt-1",
+                                         state=WebhookEvent.State.FAILED, body='{"id": "evt-1"}', error="boom")
+    done = WebhookEvent.objects.create(integration=provider, kind="analytics", code="echo", event_id="evt-2",
+                                       state=WebhookEvent.State.PROCESSED, body='{"id": "evt-2"}')
+    response = admin_client.post(
+        reverse("admin:integrations_webhookevent_changelist"),
+        {"action": "replay", "_selected_action": [failed.pk, done.pk]}, follow=True,
+    )
+    # Celery is eager here: the failed event was processed again (and only that one).
+    assert WebhookEvent.objects.get(pk=failed.pk).state == WebhookEvent.State.PROCESSED
+    assert WebhookEvent.objects.get(pk=done.pk).attempts == 0
+    provider.refresh_from_db()
+    assert provider.configuration["seen_events"] == ["evt-1"]
+    assert "1 event(s) queued again." in [str(m) for m in response.context["messages"]]
