@@ -1,6 +1,8 @@
 import django_filters
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAdminUser
@@ -13,7 +15,11 @@ from .health import current_health
 from .models import HealthCheck, Incident, Notification
 from .serializers import HealthCheckSerializer, IncidentSerializer, NotificationSerializer, ServiceHealthSerializer
 
+# A ViewSet without a queryset: tell the schema what the path's id is (a provider's primary key).
+_PROVIDER_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Provider id")
 
+
+@extend_schema_view(retrieve=extend_schema(parameters=[_PROVIDER_ID]), history=extend_schema(parameters=[_PROVIDER_ID]))
 class HealthViewSet(viewsets.ViewSet):
     """Every provider's current health (the seed's getAllServicesHealth) and each one's history. Staff only."""
 

@@ -92,18 +92,12 @@ def test_development_runs_without_a_secret_key(environment):
     assert "System check identified no issues" in result.stdout
 
 
-# The one issue another app still has in its API schema; nothing else may appear. Drop it once fixed.
-KNOWN_ELSEWHERE = re.compile(r'^\?: \(drf_spectacular\.W001\) \S*monitoring/views\.py: Warning \[HealthViewSet\]: '
-                             r'could not derive type of path parameter "id"')
-
-
 def test_the_production_configuration_passes_the_deploy_checks(environment):
     result = manage(production(environment), "check", "--deploy")
     assert result.returncode == 0, result.stderr
     issues = [line for line in result.stderr.splitlines() if line.startswith("?:") or re.match(r"^\S+: \(", line)]
-    assert [line for line in issues if not KNOWN_ELSEWHERE.match(line)] == [], result.stderr
-    if not issues:
-        assert "System check identified no issues" in result.stdout
+    assert issues == [], result.stderr
+    assert "System check identified no issues" in result.stdout
 
 
 def test_djangos_security_checks_are_clean_in_production(environment):

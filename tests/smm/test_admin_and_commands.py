@@ -87,7 +87,7 @@ def test_arabic_translations_ship_with_the_app(api, make_provider):
 
     with translation.override("ar"):
         assert translation.gettext("Under review") == "قيد المراجعة"
-        assert translation.gettext("SMM providers") == "مقدمو خدمات SMM"
+        assert translation.gettext("SMM providers") == "مزوّدو خدمات SMM"
     provider = make_provider()
     SMMService.objects.create(provider=provider, service_id="1", name="IG", type="Default", rate="1",
                               min_quantity=10, max_quantity=1000)
