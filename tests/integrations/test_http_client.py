@@ -185,3 +185,116 @@ def test_counters_are_atomic_across_threads(transactional_db, make_provider):
         t.join()
     provider.refresh_from_db()
     assert provider.total_requests == 100 and provider.successful_requests == 100
+
+
+@responses.activate
+def test_each_call_writes_its_log_and_counters_in_one_transaction(provider, django_assert_num_queries):
+    responses.get(BASE + "a", json={"ok": True})
+    client = ProviderClient(provider)
+    client.request("GET", "a")  # warm-up (the adapter's metadata, URL cache)
+    # One INSERT of the log row and one UPDATE of the counters; no read of the provider row.
+    with django_assert_num_queries(2):
+        client.request("GET", "a")
+    provider.refresh_from_db()
+    assert (provider.total_requests, provider.successful_requests) == (2, 2)
+    assert IntegrationLog.objects.filter(integration=provider).count() == 2
+
+
+@responses.activate
+def test_deferred_records_are_written_together_and_counters_stay_exact(provider, django_assert_num_queries):
+    responses.get(BASE + "a", json={"ok": True})
+    responses.get(BASE + "b", status=422, json={"error": "no"})
+    client = ProviderClient(provider)
+    with client.deferred_records():
+        with django_assert_num_queries(0):
+            for _ in range(3):
+                client.request("GET", "a")
+            with pytest.raises(errors.ProviderValidationError):
+                client.request("GET", "b")
+        assert IntegrationLog.objects.filter(integration=provider).count() == 0
+        with django_assert_num_queries(2):  # one bulk INSERT, one UPDATE
+            assert client.flush_records() == 4
+        client.request("GET", "a")
+    # The end of the block writes what is still held.
+    logs = list(IntegrationLog.objects.filter(integration=provider))
+    assert len(logs) == 5 and {log.response_status for log in logs} == {200, 422}
+    provider.refresh_from_db()
+    assert (provider.total_requests, provider.successful_requests, provider.failed_requests) == (5, 4, 1)
+    durations = [float(log.request_duration) for log in logs]
+    assert float(provider.average_response_time) == pytest.approx(sum(durations) / 5, abs=0.05)
+    # Outside the block each call is written at once again.
+    client.request("GET", "a")
+    assert IntegrationLog.objects.filter(integration=provider).count() == 6
+
+
+@responses.activate
+def test_deferred_records_are_written_when_the_block_ends_with_an_error(provider):
+    responses.get(BASE + "a", json={"ok": True})
+    client = ProviderClient(provider)
+    with pytest.raises(RuntimeError), client.deferred_records():
+        client.request("GET", "a")
+        client.request("GET", "a")
+        raise RuntimeError("the caller failed after its calls")
+    assert IntegrationLog.objects.filter(integration=provider).count() == 2
+    provider.refresh_from_db()
+    assert provider.total_requests == 2
+
+
+@responses.activate
+def test_deferred_records_are_per_thread(transactional_db, make_provider):
+    import threading
+
+    from django.db import connection
+
+    provider = make_provider(base_url=BASE)
+    responses.get(BASE + "a", json={"ok": True})
+    client = ProviderClient(provider)
+    seen = []
+
+    def other_thread():
+        # Not inside this thread's block: written at once.
+        client.request("GET", "a")
+        seen.append(IntegrationLog.objects.filter(integration=provider).count())
+        connection.close()
+
+    with client.deferred_records():
+        client.request("GET", "a")
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    assert seen == [1]
+    assert IntegrationLog.objects.filter(integration=provider).count() == 2
+
+
+@responses.activate
+def test_deferred_records_are_redacted_like_immediate_ones(provider):
+    responses.post(BASE + "orders", json={"echo": "sk_live_ABCDEF123456", "token": "tok_abcdef"})
+    client = ProviderClient(provider)
+    with client.deferred_records():
+        client.request("POST", "orders", params={"api_key": "sk_live_ABCDEF123456"},
+                       data={"key": "sk_live_ABCDEF123456", "password": "p4ssw0rd!"})
+    log = IntegrationLog.objects.get(integration=provider)
+    stored = " ".join(str(v) for v in (log.endpoint, log.request_headers, log.request_body, log.response_body))
+    assert "sk_live_ABCDEF123456" not in stored and "p4ssw0rd!" not in stored and "tok_abcdef" not in stored
+
+
+@responses.activate
+def test_successful_calls_on_a_closed_circuit_do_not_write_the_cache(provider):
+    from unittest import mock
+
+    import integrations.breaker as breaker
+
+    responses.get(BASE + "a", json={})
+    responses.get(BASE + "fail", status=503)
+    client = ProviderClient(provider, retries=0)
+    with mock.patch.object(breaker.cache, "delete_many", wraps=breaker.cache.delete_many) as delete_many:
+        client.request("GET", "a")
+        client.request("GET", "a")
+        assert delete_many.call_count == 0
+        with pytest.raises(errors.ProviderUnavailable):
+            client.request("GET", "fail")
+        client.request("GET", "a")  # clears the failure count
+        assert delete_many.call_count == 1
+        client.request("GET", "a")
+        assert delete_many.call_count == 1
+    assert client.breaker.state == "closed"

@@ -54,3 +54,62 @@ def test_log_lines_are_redacted():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "calling with api_key=%s", ("LIVEKEY123456",), None)
     RedactingFilter().filter(record)
     assert "LIVEKEY123456" not in record.getMessage()
+
+
+def test_json_without_anything_to_mask_is_kept_as_received():
+    body = '{"123": {"status": "Pending", "charge": "0.90", "remains": "1000", "currency": "USD"}}'
+    assert redact_body(body, "application/json", secrets=("sandbox-key-1",)) == body
+
+
+def test_every_secret_name_contains_a_fragment_of_the_quick_check():
+    from integrations.redaction import _FRAGMENTS, SECRET_NAMES
+
+    assert all(any(fragment in name for fragment in _FRAGMENTS) for name in SECRET_NAMES)
+
+
+def test_json_quick_check_does_not_miss_secrets():
+    cases = [
+        ({"Password": " leading space"}, "leading space"),
+        ({"nested": [{"PIN": "'1234'"}]}, "1234"),
+        ({"note": "Bearer abcdefghijkl"}, "abcdefghijkl"),
+        ({"note": "paid with 4111-1111-1111-1111"}, "4111-1111-1111-1111"),
+        ({"note": "card " + "\u0664" + "\u0661" * 15}, "\u0661" * 11),  # Arabic-Indic digits, Luhn-valid
+        ({"echo": "the value SuperSecretValue1 came back"}, "SuperSecretValue1"),
+        ({"Pa\u017f\u017fword": "x"}, None),  # a key some pattern folds to "password": redacted by pattern
+        ({"merchant_ref": "hidden"}, "hidden"),  # an adapter's own secret field name
+    ]
+    for doc, secret in cases:
+        body = json.dumps(doc, ensure_ascii=False)
+        out = redact_body(body, "application/json", secrets=("SuperSecretValue1",), extra_names={"merchant_ref"})
+        if secret is not None:
+            assert secret not in out, (doc, out)
+    # Escapes could hide a name or a value from the raw text: such bodies always get the full walk.
+    escaped = '{"p\\u0061ssword": "hunter22", "note": "x"}'
+    assert "hunter22" not in redact_body(escaped, "application/json")
+
+
+def test_json_quick_check_matches_the_full_walk_on_random_documents():
+    import random
+
+    from integrations.redaction import redact_mapping
+
+    rng = random.Random(7)
+    words = ["ok", "Pending", "12", "4111111111111111", "79927398713", "Bearer abcdefghij", "api_key=xyz12345",
+             "SuperSecret1", " ", "é", "\u017f", "to\u212aen abcdefg", "-", ":", "="]
+    keys = ["a", "status", "Token", "pan", "charge", "P\u0130N"]
+
+    def doc(depth=0):
+        r = rng.random()
+        if depth < 3 and r < 0.3:
+            return {rng.choice(keys): doc(depth + 1) for _ in range(rng.randint(0, 3))}
+        if depth < 3 and r < 0.45:
+            return [doc(depth + 1) for _ in range(rng.randint(0, 3))]
+        if r < 0.55:
+            return rng.randint(0, 10**16)
+        return "".join(rng.choice(words) for _ in range(rng.randint(0, 3)))
+
+    for _ in range(3000):
+        data = {"top": doc()}
+        body = json.dumps(data, ensure_ascii=False)
+        expected = redact_mapping(data, ("SuperSecret1",))
+        assert json.loads(redact_body(body, "application/json", ("SuperSecret1",))) == expected, body
