@@ -486,8 +486,7 @@ def poll_orders(provider, *, batch=BATCH):
         nonlocal flushed_at
         with transaction.atomic():
             client.flush_records()
-            for chunk, when in pending:
-                _write_polled(chunk, when)
+            _write_polled(pending)
         pending.clear()
         flushed_at = time.monotonic()
 
@@ -532,56 +531,74 @@ def _apply_answers(chunk, answers, now, stats):
         order.error = ""
 
 
-def _write_polled(orders, now):
-    """Write a batch of polled orders, conditional on the row still being open (a row resolved or
-    finished meanwhile is left alone): one UPDATE for the orders whose fields changed, one that only
-    stamps the check time on the others. Django's bulk_update builds a CASE per field and row, which
-    costs more CPU than the panel's answer; a JSON parameter joined in SQL does not."""
+def _write_polled(batches):
+    """Write polled orders, given as (orders, when checked) batches, conditional on each row still
+    being open (a row resolved or finished meanwhile is left alone): one UPDATE for the orders whose
+    fields changed, one that only stamps the check time on the others. Django's bulk_update builds a
+    CASE per field and row, which costs more CPU than the panel's answer; a JSON parameter joined in
+    SQL does not."""
     if connection.vendor not in ("postgresql", "sqlite"):  # pragma: no cover - other backends
         rows = [SMMOrder(pk=o.pk, last_checked_at=now, updated_at=now, **{f: getattr(o, f) for f in WRITTEN_FIELDS})
-                for o in orders]
+                for orders, now in batches for o in orders]
         SMMOrder.objects.filter(status__in=OPEN_STATES).bulk_update(rows, POLL_FIELDS)
         return
-    changed, unchanged = [], []
-    for order in orders:
-        (changed if order.changed else unchanged).append(order)
-    if unchanged:
-        SMMOrder.objects.filter(pk__in=[o.pk for o in unchanged], status__in=OPEN_STATES).update(
-            last_checked_at=now, updated_at=now
-        )
-    orders = changed
-    if not orders:
-        return
+    postgres = connection.vendor == "postgresql"
+
     def stamp(value):
         if value is None:
             return None
-        return value.isoformat() if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(
-            value
-        )
+        return value.isoformat() if postgres else connection.ops.adapt_datetimefield_value(value)
 
-    rows = [{"id": o.pk, "status": o.status, "charge": None if o.charge is None else str(o.charge),
-             "start_count": o.start_count, "remains": o.remains, "currency": o.currency or "", "error": o.error or "",
-             "completed_at": stamp(o.completed_at)} for o in orders]
+    changed, unchanged, ranges = [], [], []
+    for orders, now in batches:
+        if not orders:
+            continue
+        ranges.append((max(o.pk for o in orders), stamp(now)))
+        for order in orders:
+            if order.changed:
+                changed.append((order, now))
+            else:
+                unchanged.append(order.pk)
     table = connection.ops.quote_name(SMMOrder._meta.db_table)
     open_states = ", ".join(f"'{state}'" for state in OPEN_STATES)
-    columns = WRITTEN_FIELDS
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if unchanged:
+            # Batches are consecutive slices of the orders sorted by id: the check time by id range.
+            ranges.sort()
+            case = "CASE " + " ".join("WHEN id <= %s THEN %s" for _ in ranges) + " END"
+            if postgres:
+                case = case.replace("THEN %s", "THEN %s::timestamptz")
+            case_params = [value for pair in ranges for value in pair]
+            where = "id = ANY(%s)" if postgres else "id IN (SELECT value FROM json_each(%s))"
+            cursor.execute(
+                f"UPDATE {table} SET last_checked_at = {case}, updated_at = {case} "
+                f"WHERE {where} AND status IN ({open_states})",
+                [*case_params, *case_params, unchanged if postgres else json.dumps(unchanged)],
+            )
+        if not changed:
+            return
+        rows = [{"id": o.pk, "status": o.status, "charge": None if o.charge is None else str(o.charge),
+                 "start_count": o.start_count, "remains": o.remains, "currency": o.currency or "",
+                 "error": o.error or "", "completed_at": stamp(o.completed_at), "checked": stamp(now)}
+                for o, now in changed]
+        columns = WRITTEN_FIELDS
+        if postgres:
             sets = ", ".join(f"{c} = v.{c}" for c in columns)
             cursor.execute(
-                f"UPDATE {table} AS o SET {sets}, last_checked_at = %s, updated_at = %s "
+                f"UPDATE {table} AS o SET {sets}, last_checked_at = v.checked, updated_at = v.checked "
                 "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, status text, charge numeric, start_count bigint, "
-                "remains bigint, currency text, error text, completed_at timestamptz) "
+                "remains bigint, currency text, error text, completed_at timestamptz, checked timestamptz) "
                 # `o.id = ANY(ids)` lets the planner go by primary key instead of the open-orders index.
                 f"WHERE o.id = v.id AND o.id = ANY(%s) AND o.status IN ({open_states})",
-                [now, now, json.dumps(rows), [o.pk for o in orders]],
+                [json.dumps(rows), [o.pk for o, _ in changed]],
             )
         else:
             sets = ", ".join(f"{c} = json_extract(v.value, '$.{c}')" for c in columns)
             cursor.execute(
-                f"UPDATE {table} SET {sets}, last_checked_at = %s, updated_at = %s FROM json_each(%s) AS v "
+                f"UPDATE {table} SET {sets}, last_checked_at = json_extract(v.value, '$.checked'), "
+                f"updated_at = json_extract(v.value, '$.checked') FROM json_each(%s) AS v "
                 f"WHERE {table}.id = json_extract(v.value, '$.id') AND {table}.status IN ({open_states})",
-                [stamp(now), stamp(now), json.dumps(rows)],
+                [json.dumps(rows)],
             )
 
 
