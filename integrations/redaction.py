@@ -112,8 +112,14 @@ def redact_text(text, secrets=()):
     for value in _secret_list(_hashable(secrets)):
         if value in text:
             text = text.replace(value, MASK)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
-    text = _KV.sub(lambda m: f"{m.group('k')}{m.group('sep')}{MASK}", text)
+    # Cheap checks first: each pattern needs a fragment of its names (or a run of digits) to match.
+    folded = (text if text.isascii() else text.translate(_FOLD)).lower()
+    if "token" in folded or "bearer" in folded or "basic" in folded:
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    if any(fragment in folded for fragment in _FRAGMENTS):
+        text = _KV.sub(lambda m: f"{m.group('k')}{m.group('sep')}{MASK}", text)
+    if _CARD_START.search(text) is None:
+        return text
     return _DIGITS.sub(_mask_card, text)
 
 

@@ -113,3 +113,11 @@ def test_json_quick_check_matches_the_full_walk_on_random_documents():
         body = json.dumps(data, ensure_ascii=False)
         expected = redact_mapping(data, ("SuperSecret1",))
         assert json.loads(redact_body(body, "application/json", ("SuperSecret1",))) == expected, body
+
+
+def test_free_text_quick_checks_keep_case_insensitive_matches():
+    # Characters that a case-insensitive pattern folds to ASCII letters still count.
+    assert "abcdefghij" not in redact_text("to\u212aen abcdefghij")  # KELVIN SIGN for k
+    assert "hunter22" not in redact_text("pa\u017f\u017fword=hunter22")  # LONG S for s
+    assert "hunter22" not in redact_text("PASSWORD: hunter22")
+    assert redact_text("nothing to see 12 here") == "nothing to see 12 here"
