@@ -126,7 +126,13 @@ _test_suffix = env.str("EISHRO_TEST_DB_SUFFIX", default=str(os.getpid()))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file test database (not :memory:) so that a real Celery worker process can see it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-eishro-{_test_suffix}.sqlite3")}
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    # WAL lets the web server read while the worker writes; synchronous=NORMAL is still crash-safe
+    # in WAL mode and saves an fsync per commit (the embedded default is for development anyway).
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{_test_suffix}"}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
