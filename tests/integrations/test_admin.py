@@ -3,12 +3,13 @@
 import json
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from integrations import crypto
 from integrations.models import ExternalIntegration, IntegrationLog, Status
+
+from .test_crypto import raw_credentials
 
 API_KEY, HOOK_SECRET = "sk_live_ABCDEF123456", "whsec_TOPSECRET99"
 ADD_URL = reverse("admin:integrations_externalintegration_add")
@@ -42,15 +43,6 @@ def form_data(**overrides):
     }
     data.update(overrides)
     return data
-
-
-def raw_credentials(pk):
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT credentials FROM external_integrations WHERE id = %s",
-            [pk.hex if connection.vendor == "sqlite" else pk],
-        )
-        return cur.fetchone()[0]
 
 
 def errors_of(response):
