@@ -149,13 +149,10 @@ class ExternalIntegration(models.Model):
     def is_usable(self):
         return self.status == Status.ACTIVE and self.health_status != Health.UNHEALTHY
 
-    def record_call(self, ok, duration_ms):
-        """Count one call atomically: concurrent workers never lose an increment."""
-        self.record_calls(1, 1 if ok else 0, duration_ms)
-
     def record_calls(self, calls, successful, total_duration_ms):
         """Count `calls` calls (`successful` of them successful, taking `total_duration_ms` together)
-        in one atomic UPDATE; the average response time stays the mean over every call."""
+        in one atomic UPDATE: concurrent workers never lose an increment, and the average response
+        time stays the mean over every call."""
         total = F("total_requests")
         type(self).objects.filter(pk=self.pk).update(
             total_requests=total + calls,

@@ -113,7 +113,7 @@ def redact_text(text, secrets=()):
         if value in text:
             text = text.replace(value, MASK)
     # Cheap checks first: each pattern needs a fragment of its names (or a run of digits) to match.
-    folded = (text if text.isascii() else text.translate(_FOLD)).lower()
+    folded = _fold(text)
     if "token" in folded or "bearer" in folded or "basic" in folded:
         text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     if any(fragment in folded for fragment in _FRAGMENTS):
@@ -121,6 +121,11 @@ def redact_text(text, secrets=()):
     if _CARD_START.search(text) is None:
         return text
     return _DIGITS.sub(_mask_card, text)
+
+
+def _fold(text):
+    """Lower-cased, with the non-ASCII letters that case-insensitive patterns treat as ASCII folded."""
+    return (text if text.isascii() else text.translate(_FOLD)).lower()
 
 
 def _hashable(values):
@@ -136,7 +141,7 @@ def _json_needs_redaction(text, secrets, extra_names):
     boundaries for all these patterns, so a match inside a string is a match in the raw text."""
     if "\\" in text:
         return True
-    folded = (text if text.isascii() else text.translate(_FOLD)).lower()
+    folded = _fold(text)
     if any(fragment in folded for fragment in _FRAGMENTS):
         return True
     if any(str(name).lower() in folded for name in extra_names):

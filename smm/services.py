@@ -455,16 +455,15 @@ class _Polled:
     def __init__(self, row):
         self.pk, self.external_order_id = row[0], row[1]
         self.read = row[2:]
-        (self.status, self.charge, self.start_count, self.remains, self.currency, self.error,
-         self.completed_at) = self.read
+        for field, value in zip(WRITTEN_FIELDS, self.read, strict=True):
+            setattr(self, field, value)
 
     def can_move_to(self, new):
         return new in SMMOrder.TRANSITIONS.get(self.status, set())
 
     @property
     def changed(self):
-        return (self.status, self.charge, self.start_count, self.remains, self.currency, self.error,
-                self.completed_at) != self.read
+        return tuple(getattr(self, field) for field in WRITTEN_FIELDS) != self.read
 
 
 def poll_orders(provider, *, batch=BATCH):

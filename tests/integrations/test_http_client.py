@@ -175,7 +175,7 @@ def test_counters_are_atomic_across_threads(transactional_db, make_provider):
 
     def hit():
         for _ in range(25):
-            provider.record_call(True, Decimal("10"))
+            provider.record_calls(1, 1, Decimal("10"))
         connection.close()
 
     threads = [threading.Thread(target=hit) for _ in range(4)]
