@@ -44,8 +44,8 @@ def main():
                 proc.kill()
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
-    send_startup_tasks(addr)
     try:
+        send_startup_tasks(addr)  # inside the try: a Ctrl-C while it waits stops all three cleanly
         while True:
             for name, proc in procs.items():
                 if proc.poll() is not None:
