@@ -1,13 +1,18 @@
 """Shared set-up of the SMM benchmarks: Django on a throwaway test database (created and destroyed
 here, on whatever DATABASE_URL points at), a private var directory (file cache), and the sandbox
-simulators served from a threaded WSGI server on a local port."""
+simulators served from a threaded WSGI server on a local port.
 
+The simulator runs in a child process, not in a thread of the benchmark: a real panel is a remote
+server, so its work must not share our interpreter lock or count against our CPU time, or the
+benchmark would measure the toy server's Python as much as ours. The child shares the test database
+(SQLite file or PostgreSQL) and the file cache with the parent."""
+
+import multiprocessing
 import os
 import shutil
 import socket
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,15 +67,27 @@ class QueryCounter:
         return self._cm.__exit__(*exc)
 
 
+def serve(pipe):
+    """The child process: serve the sandbox until terminated, telling the parent the port."""
+    server = Server(("127.0.0.1", 0), QuietHandler, allow_reuse_address=True)
+    server.daemon_threads = True
+    server.set_app(get_wsgi_application())
+    pipe.send(server.server_address[1])
+    pipe.close()
+    server.serve_forever()
+
+
 class Environment:
     def __enter__(self):
         self.old_name = connection.settings_dict["NAME"]
         connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-        self.server = Server(("127.0.0.1", 0), QuietHandler, allow_reuse_address=True)
-        self.server.daemon_threads = True
-        self.server.set_app(get_wsgi_application())
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/sandbox/smm"
+        connection.close()  # the child must open its own connection, not share this socket
+        receiver, sender = multiprocessing.Pipe(duplex=False)
+        self.server = multiprocessing.get_context("fork").Process(target=serve, args=(sender,), daemon=True)
+        self.server.start()
+        if not receiver.poll(30):
+            raise SystemExit("the sandbox server did not start")
+        self.base = f"http://127.0.0.1:{receiver.recv()}/sandbox/smm"
         from django.contrib.auth import get_user_model
 
         self.merchant = get_user_model().objects.create_user("bench-merchant")
@@ -80,11 +97,11 @@ class Environment:
         return f"{self.base}/{code}/api/v2"
 
     def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.terminate()
+        self.server.join(10)
         if connection.vendor == "postgresql":
-            # The server's threads keep their connections open (CONN_MAX_AGE): end them, or the
-            # throwaway database cannot be dropped.
+            # The server's connections may outlive its process by a moment, and the per-panel
+            # poll's threads keep theirs (CONN_MAX_AGE): end them, or the database cannot be dropped.
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                "WHERE datname = current_database() AND pid <> pg_backend_pid()")

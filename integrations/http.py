@@ -7,9 +7,12 @@ secrets redacted, and the registry row's counters updated atomically.
 Each attempt's log row and counter update are written together, in one transaction (one commit).
 A bulk job making many calls in a row (the SMM poll) can hold them with `deferred_records()` and
 write them in one transaction with its own writes (`flush_records()`); whatever is held is written
-when the block ends, also when it ends with an error.
+when the block ends, also when it ends with an error. A helper thread working for that block (the
+poll fetching its next batch while the current one is written) joins it through `carry()`.
 """
 
+import collections
+import functools
 import random
 import threading
 import time
@@ -26,7 +29,7 @@ from requests.adapters import HTTPAdapter
 
 from . import errors
 from .breaker import CircuitBreaker
-from .redaction import redact_body, redact_headers, redact_url
+from .redaction import redact_body, redact_form, redact_headers, redact_url
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -171,15 +174,19 @@ class ProviderClient:
         ok = response is not None and response.status_code < 400
         if response is not None and not ok:
             outcome, code = IntegrationLog.Outcome.ERROR, f"http_{response.status_code}"
-        entry = self._log_entry(
+        # The log row is built when it is written: a deferred block builds it at flush time, off the
+        # path of a call that someone waits for (the poll's fetching thread).
+        entry = functools.partial(
+            self._log_entry,
             method,
             url,
             params,
-            data,
+            dict(data) if isinstance(data, dict) else data,
             json_body,
             headers,
             response,
             started_at,
+            timezone.now(),
             duration_ms,
             outcome,
             error,
@@ -198,6 +205,7 @@ class ProviderClient:
         if held is not None:
             held.append((entry, ok, duration_ms))
             return
+        entry = entry()
         with transaction.atomic(savepoint=False):
             entry.save(force_insert=True)
             self.integration.record_calls(1, 1 if ok else 0, duration_ms)
@@ -210,7 +218,7 @@ class ProviderClient:
         if outer is not None:  # nested: the outer block writes them
             yield self
             return
-        self._local.held = []
+        self._local.held = collections.deque()
         try:
             yield self
         finally:
@@ -218,6 +226,21 @@ class ProviderClient:
                 self.flush_records()
             finally:
                 self._local.held = None
+
+    def carry(self, fn):
+        """`fn` wrapped to run on another thread as part of this thread's `deferred_records()` block:
+        the calls it makes are held with this thread's (a deque, so appends from both are safe)."""
+        held = getattr(self._local, "held", None)
+
+        def carried(*args, **kwargs):
+            before = getattr(self._local, "held", None)
+            self._local.held = held
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._local.held = before
+
+        return carried
 
     def flush_records(self):
         """Write the held log rows (one INSERT) and counter increments (one UPDATE) in one transaction
@@ -227,10 +250,10 @@ class ProviderClient:
         held = getattr(self._local, "held", None)
         if not held:
             return 0
-        entries = held[:]
-        del held[:]
+        # popleft, not a copy and a clear: a carried helper thread may append meanwhile.
+        entries = [held.popleft() for _ in range(len(held))]
         with transaction.atomic(savepoint=False):
-            IntegrationLog.objects.bulk_create([entry for entry, _, _ in entries])
+            IntegrationLog.objects.bulk_create([entry() for entry, _, _ in entries])
             self.integration.record_calls(
                 len(entries), sum(1 for _, ok, _ in entries if ok), sum(d for _, _, d in entries)
             )
@@ -256,6 +279,7 @@ class ProviderClient:
         headers,
         response,
         started_at,
+        completed_at,
         duration_ms,
         outcome,
         error,
@@ -266,17 +290,19 @@ class ProviderClient:
         from .models import IntegrationLog
 
         secrets, names = self.secrets, self.secret_names
-        body = json_body if json_body is not None else data
-        content_type = "application/json" if json_body is not None else "application/x-www-form-urlencoded"
-        if isinstance(body, dict) and json_body is None:
-            body = requests.models.RequestEncodingMixin._encode_params(body)
+        if json_body is None and isinstance(data, dict):
+            request_body = redact_form(data, secrets, names)
+        else:
+            body = json_body if json_body is not None else data
+            content_type = "application/json" if json_body is not None else "application/x-www-form-urlencoded"
+            request_body = redact_body(body, content_type, secrets, names)
         return IntegrationLog(
             integration=self.integration,
             request_id=request_id,
             endpoint=redact_url(self._endpoint(method, url, params), secrets, names)[:500],
             method=method,
             request_headers=redact_headers(headers, secrets),
-            request_body=_truncate(redact_body(body, content_type, secrets, names)),
+            request_body=_truncate(request_body),
             response_status=response.status_code if response is not None else None,
             response_headers=redact_headers(dict(response.headers), secrets) if response is not None else None,
             response_body=_truncate(
@@ -286,7 +312,7 @@ class ProviderClient:
             else "",
             request_duration=Decimal(f"{duration_ms:.3f}"),
             started_at=started_at,
-            completed_at=timezone.now(),
+            completed_at=completed_at,
             status=outcome,
             error_message=str(error) if error else "",
             error_code=code,

@@ -76,6 +76,15 @@ _FRAGMENTS = ("key", "secret", "pass", "pwd", "token", "auth", "cookie", "card",
 _FOLD = {0x130: "i", 0x131: "i", 0x17F: "s", 0x212A: "k"}
 # At least 13 digits with single spaces or dashes between them start like this (cheap to search).
 _CARD_START = re.compile(r"\d[\d -]{11}")
+# ASCII text: digits, spaces and dashes all become "0", so that a C-speed substring search rules
+# out _CARD_START (which costs a regex attempt at every digit of a long answer full of numbers).
+_CARD_CHARS = bytes.maketrans(b"0123456789 -", b"0" * 12)
+
+
+def _may_hold_card(text):
+    if text.isascii() and b"0" * 12 not in text.encode().translate(_CARD_CHARS):
+        return False
+    return _CARD_START.search(text) is not None
 
 
 @functools.lru_cache(maxsize=256)
@@ -118,7 +127,7 @@ def redact_text(text, secrets=()):
         text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     if any(fragment in folded for fragment in _FRAGMENTS):
         text = _KV.sub(lambda m: f"{m.group('k')}{m.group('sep')}{MASK}", text)
-    if _CARD_START.search(text) is None:
+    if not _may_hold_card(text):
         return text
     return _DIGITS.sub(_mask_card, text)
 
@@ -148,7 +157,7 @@ def _json_needs_redaction(text, secrets, extra_names):
         return True
     if any(value in text for value in _secret_list(_hashable(secrets))):
         return True
-    if _CARD_START.search(text) is None:
+    if not _may_hold_card(text):
         return False
     return any(_mask_card(m) != m.group(0) for m in _DIGITS.finditer(text))
 
@@ -190,6 +199,19 @@ def redact_url(url, secrets=(), extra_names=()):
     return urlunsplit(parts._replace(query=urlencode(query, safe="[]")))
 
 
+def redact_form(fields, secrets=(), extra_names=()):
+    """A form body given as requests takes it (a mapping or pairs, a value may be a list), redacted
+    and encoded in one pass, instead of encoding it, parsing it back and encoding it again."""
+    pairs = []
+    for name, value in fields.items() if isinstance(fields, dict) else fields:
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if item is None:  # requests leaves these out of the body
+                continue
+            item = item.decode("utf-8", errors="replace") if isinstance(item, bytes) else str(item)
+            pairs.append((name, MASK if is_secret_name(name, extra_names) else redact_text(item, secrets)))
+    return urlencode(pairs, safe="[]")
+
+
 def redact_body(body, content_type="", secrets=(), extra_names=()):
     """Redact a request or response body of any of the shapes providers use."""
     if body is None:
@@ -200,6 +222,10 @@ def redact_body(body, content_type="", secrets=(), extra_names=()):
         return json.dumps(redact_mapping(body, secrets, extra_names), ensure_ascii=False)
     stripped = body.strip()
     if stripped[:1] in "{[":
+        # Nothing to mask, JSON or not (a "%" could hide a secret name in a form body): the text as
+        # the provider wrote it, without parsing it.
+        if "%" not in stripped and not _json_needs_redaction(stripped, secrets, extra_names):
+            return stripped
         try:
             parsed = json.loads(stripped)
         except ValueError:

@@ -72,6 +72,8 @@ NO_LINK_TYPES = {"subscriptions"}
 def to_decimal(value):
     if value is None or value == "" or isinstance(value, bool):
         return None
+    if type(value) is Decimal:  # parse_float=Decimal
+        return value
     try:
         return Decimal(str(value).strip().replace(",", ""))
     except (InvalidOperation, ValueError):
@@ -79,8 +81,13 @@ def to_decimal(value):
 
 
 def to_int(value):
+    # Fast paths for the two shapes nearly every answer has (a poll parses two per order).
+    if type(value) is int:
+        return value
+    if type(value) is str and value.isascii() and value.isdigit():
+        return int(value)
     number = to_decimal(value)
-    return int(number) if number is not None else None
+    return int(number) if number is not None and number.is_finite() else None
 
 
 def to_bool(value):
@@ -90,6 +97,8 @@ def to_bool(value):
 
 
 def to_id(value):
+    if type(value) is str:
+        return value.strip()
     if value is None or isinstance(value, bool):
         return ""
     if isinstance(value, Decimal) and value == value.to_integral_value():
@@ -293,17 +302,26 @@ class PanelV2(Adapter):
         ids = [str(i) for i in order_ids]
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
-            payload = self.call("status", idempotent=True, orders=",".join(chunk))
-            if isinstance(payload, list):  # a few clones answer a list of {"order": id, ...}
-                payload = {to_id(e.get("order")): e for e in payload if isinstance(e, dict)}
-            payload = self._expect(payload, dict, "status")
-            keyed = {to_id(k): v for k, v in payload.items()}
-            for order_id in chunk:
-                if order_id in keyed:
-                    result[order_id] = self._parse_status(keyed[order_id])
-                else:
-                    result[order_id] = PanelOrderStatus(status=None, error="Missing from the panel's answer")
+            result.update(self.read_statuses(chunk, self.fetch_statuses(chunk)))
         return result
+
+    # The two halves of one `statuses` call, apart so that a poll can read one batch's answer
+    # while the next batch's call is on the wire.
+    def fetch_statuses(self, order_ids):
+        """One `status` call for up to 100 ids: the panel's answer, checked for shape only."""
+        payload = self.call("status", idempotent=True, orders=",".join(str(i) for i in order_ids))
+        if isinstance(payload, list):  # a few clones answer a list of {"order": id, ...}
+            payload = {to_id(e.get("order")): e for e in payload if isinstance(e, dict)}
+        return self._expect(payload, dict, "status")
+
+    def read_statuses(self, order_ids, payload):
+        """{id: PanelOrderStatus} for the ids asked about, from `fetch_statuses`' answer."""
+        keyed = {to_id(k): v for k, v in payload.items()}
+        missing = PanelOrderStatus(status=None, error="Missing from the panel's answer")
+        return {
+            order_id: self._parse_status(keyed[order_id]) if order_id in keyed else missing
+            for order_id in map(str, order_ids)
+        }
 
     # --- refills -----------------------------------------------------------------------------
     def refill(self, order_id):

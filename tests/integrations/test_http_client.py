@@ -298,3 +298,26 @@ def test_successful_calls_on_a_closed_circuit_do_not_write_the_cache(provider):
         client.request("GET", "a")
         assert delete_many.call_count == 1
     assert client.breaker.state == "closed"
+
+
+@responses.activate
+def test_a_carried_helper_thread_holds_its_records_in_the_callers_block(provider):
+    import threading
+
+    responses.get(BASE + "a", json={"ok": True})
+    client = ProviderClient(provider)
+    with client.deferred_records():
+        client.request("GET", "a")
+        helper = threading.Thread(target=client.carry(lambda: client.request("GET", "a")))
+        helper.start()
+        helper.join()
+        # The helper made no query (it may have no connection of its own): its call is held here.
+        assert IntegrationLog.objects.filter(integration=provider).count() == 0
+        assert client.flush_records() == 2
+        # Carried on the caller's own thread, it leaves the caller's block as it was.
+        client.carry(lambda: client.request("GET", "a"))()
+        client.request("GET", "a")
+        assert IntegrationLog.objects.filter(integration=provider).count() == 2
+    assert IntegrationLog.objects.filter(integration=provider).count() == 4
+    provider.refresh_from_db()
+    assert provider.total_requests == 4

@@ -121,3 +121,32 @@ def test_free_text_quick_checks_keep_case_insensitive_matches():
     assert "hunter22" not in redact_text("pa\u017f\u017fword=hunter22")  # LONG S for s
     assert "hunter22" not in redact_text("PASSWORD: hunter22")
     assert redact_text("nothing to see 12 here") == "nothing to see 12 here"
+
+
+def test_card_quick_check_matches_the_full_pattern_on_random_text():
+    import random
+
+    from integrations.redaction import _DIGITS, _mask_card
+
+    rng = random.Random(11)
+    alphabet = "0123456789" * 3 + "  --.,x\u0661"  # \u0661: an Arabic-Indic digit, matched by \d too
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        assert redact_text(text) == _DIGITS.sub(_mask_card, text), text
+
+
+def test_form_fields_are_redacted_and_encoded_in_one_pass():
+    from urllib.parse import parse_qsl
+
+    from integrations.redaction import redact_form
+
+    body = redact_form(
+        {"key": "abc123secret", "action": "status", "orders": "1,2,3", "note": "echo SuperSecretValue1",
+         "ids": ["7", "8"], "skipped": None, "merchant_ref": "mine"},
+        secrets=("SuperSecretValue1",), extra_names={"merchant_ref"},
+    )
+    assert parse_qsl(body) == [("key", MASK), ("action", "status"), ("orders", "1,2,3"), ("note", f"echo {MASK}"),
+                               ("ids", "7"), ("ids", "8"), ("merchant_ref", MASK)]
+    assert redact_form([("password", "hunter22"), ("card", "4111 1111 1111 1111")]) == (
+        "password=[REDACTED]&card=411111%2A%2A%2A%2A%2A%2A1111"
+    )
