@@ -253,7 +253,7 @@ class ProviderClient:
         # popleft, not a copy and a clear: a carried helper thread may append meanwhile.
         entries = [held.popleft() for _ in range(len(held))]
         with transaction.atomic(savepoint=False):
-            IntegrationLog.objects.bulk_create([entry() for entry, _, _ in entries])
+            IntegrationLog.objects.insert_many([entry() for entry, _, _ in entries])
             self.integration.record_calls(
                 len(entries), sum(1 for _, ok, _ in entries if ok), sum(d for _, _, d in entries)
             )

@@ -1,7 +1,7 @@
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -170,6 +170,27 @@ class ExternalIntegration(models.Model):
         return round(100 * self.successful_requests / self.total_requests, 1) if self.total_requests else None
 
 
+class IntegrationLogManager(models.Manager):
+    def insert_many(self, entries):
+        """INSERT the rows (their ids are already set) with one `executemany`; returns how many.
+
+        Not `bulk_create`: on PostgreSQL it sends each column as one array (UNNEST), and psycopg
+        escapes every quote inside an array's texts in Python; for rows holding providers' JSON
+        bodies that costs milliseconds a row, ten times the insert itself. `executemany` sends each
+        row's values apart (pipelined by psycopg: still one round trip)."""
+        if not entries:
+            return 0
+        connection = connections[self.db]
+        fields = self.model._meta.concrete_fields
+        quote = connection.ops.quote_name
+        sql = (f"INSERT INTO {quote(self.model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+               f"VALUES ({', '.join(['%s'] * len(fields))})")
+        rows = [[f.get_db_prep_save(f.pre_save(entry, True), connection) for f in fields] for entry in entries]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+        return len(rows)
+
+
 class IntegrationLog(models.Model):
     """One outbound call (the seed's `integration_logs`). Partitioned by month on PostgreSQL."""
 
@@ -201,6 +222,8 @@ class IntegrationLog(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    objects = IntegrationLogManager()
 
     class Meta:
         db_table = "integration_logs"

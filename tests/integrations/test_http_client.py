@@ -321,3 +321,20 @@ def test_a_carried_helper_thread_holds_its_records_in_the_callers_block(provider
     assert IntegrationLog.objects.filter(integration=provider).count() == 4
     provider.refresh_from_db()
     assert provider.total_requests == 4
+
+
+@responses.activate
+def test_deferred_rows_store_the_same_values_as_immediate_ones(provider):
+    responses.post(BASE + "x", json={"text": 'a "quoted" \\ word', "n": [1, 2]}, headers={"X-Trace": "t-1"})
+    client = ProviderClient(provider)
+    client.request("POST", "x", data={"q": 'he said "hi"', "ids": "1,2"})
+    with client.deferred_records():
+        client.request("POST", "x", data={"q": 'he said "hi"', "ids": "1,2"})
+    immediate, deferred = IntegrationLog.objects.filter(integration=provider).order_by("started_at")
+    for log in (immediate, deferred):
+        log.request_headers.pop("X-Request-ID")
+    fields = ["endpoint", "method", "request_headers", "request_body", "response_status", "response_headers",
+              "response_body", "status", "error_message", "error_code"]
+    assert [getattr(deferred, f) for f in fields] == [getattr(immediate, f) for f in fields]
+    assert deferred.response_headers["X-Trace"] == "t-1" and '\\"quoted\\"' in deferred.response_body
+    assert deferred.started_at <= deferred.completed_at and deferred.request_duration > 0
