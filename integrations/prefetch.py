@@ -33,6 +33,10 @@ class Prefetcher:
     def put(self, item):
         self._todo.put(item)
 
+    def ready(self):
+        """Whether `get()` would return at once (an answer, or a failure, is waiting)."""
+        return not self._done.empty()
+
     def get(self):
         ok, value = self._done.get()
         if not ok:

@@ -446,6 +446,9 @@ POLL_FIELDS = [*WRITTEN_FIELDS, "last_checked_at", "updated_at"]
 # also after an error): one commit for many calls instead of three per call.
 POLL_FLUSH_CALLS = 20
 POLL_FLUSH_SECONDS = 5.0
+# ... or sooner, from this many calls, when the next answer is not in yet: the write then costs no
+# time, and less is left to write after the last answer.
+POLL_IDLE_FLUSH_CALLS = 5
 
 
 class _Polled:
@@ -513,7 +516,11 @@ def poll_orders(provider, *, batch=BATCH):
                     now = timezone.now()
                     _apply_answers(chunk, answers, now, stats)
                     pending.append((chunk, now))
-                    if len(pending) >= POLL_FLUSH_CALLS or time.monotonic() - flushed_at >= POLL_FLUSH_SECONDS:
+                    if (
+                        len(pending) >= POLL_FLUSH_CALLS
+                        or time.monotonic() - flushed_at >= POLL_FLUSH_SECONDS
+                        or (len(pending) >= POLL_IDLE_FLUSH_CALLS and not ahead.ready())
+                    ):
                         flush()
             finally:
                 ahead.stop()  # after an error: the call in flight ends, and is logged, first
@@ -604,7 +611,9 @@ def _write_polled(batches):
             if postgres:
                 case = case.replace("THEN %s", "THEN %s::timestamptz")
             case_params = [value for pair in ranges for value in pair]
-            where = "id = ANY(%s)" if postgres else "id IN (SELECT value FROM json_each(%s))"
+            # bigint[]: psycopg would send small ids as smallint[], whose cross-type comparison
+            # PostgreSQL cannot hash, so each row would scan the whole array.
+            where = "id = ANY(%s::bigint[])" if postgres else "id IN (SELECT value FROM json_each(%s))"
             cursor.execute(
                 f"UPDATE {table} SET last_checked_at = {case}, updated_at = {case} "
                 f"WHERE {where} AND status IN ({open_states})",
@@ -624,7 +633,7 @@ def _write_polled(batches):
                 "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, status text, charge numeric, start_count bigint, "
                 "remains bigint, currency text, error text, completed_at timestamptz, checked timestamptz) "
                 # `o.id = ANY(ids)` lets the planner go by primary key instead of the open-orders index.
-                f"WHERE o.id = v.id AND o.id = ANY(%s) AND o.status IN ({open_states})",
+                f"WHERE o.id = v.id AND o.id = ANY(%s::bigint[]) AND o.status IN ({open_states})",
                 [json.dumps(rows), [o.pk for o, _ in changed]],
             )
         else:

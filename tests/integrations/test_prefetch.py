@@ -79,3 +79,14 @@ def test_stop_lets_the_call_in_flight_finish_and_drops_the_rest():
     assert fn.active == 0  # stop returned after the call in flight ended
     assert fn.calls in ([0], [0, 1])  # at most the call that had started when stop was asked
     assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_ready_tells_whether_an_answer_is_waiting():
+    fn = Recorder(delay=0.05)
+    with Prefetcher(fn, depth=2) as ahead:
+        assert not ahead.ready()
+        ahead.put(1)
+        assert not ahead.ready()  # still in flight
+        time.sleep(0.15)
+        assert ahead.ready()
+        assert ahead.get() == 10 and not ahead.ready()
