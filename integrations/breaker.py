@@ -8,6 +8,11 @@ The common case costs one cache read and no write: `before_call` reads the opene
 failure count together and tells the caller whether there is anything for a success to clear; a
 success on a closed circuit with no failures counted writes nothing. (A failure another worker
 counts between that read and the success is then not cleared by it: the count errs towards opening.)
+
+A process that has just seen the circuit closed and clean trusts that for CLEAN_FOR seconds without
+asking the cache again: a bulk job making calls back to back (the SMM poll) would otherwise pay a
+cache round trip per call. Its own failures forget that at once; a circuit opened by another
+worker reaches it within CLEAN_FOR seconds, a moment against a cooldown of many seconds.
 """
 
 import time
@@ -15,6 +20,14 @@ import time
 from django.core.cache import cache
 
 from .errors import CircuitOpen
+
+CLEAN_FOR = 1.0
+_clean_until = {}  # breaker key -> time.monotonic() until which it is known closed and clean
+
+
+def forget_clean_marks():
+    """Ask the cache again on the next call of every breaker (after the cache was cleared)."""
+    _clean_until.clear()
 
 
 class CircuitBreaker:
@@ -34,11 +47,16 @@ class CircuitBreaker:
         """Raise CircuitOpen when the call must not be made. Otherwise return whether a success
         must clear state (failures counted, or this call is the half-open trial): pass it on to
         `record_success`."""
+        if _clean_until.get(self.key, 0.0) > time.monotonic():
+            return False
         opened_key, failures_key = f"{self.key}:opened", f"{self.key}:failures"
         values = cache.get_many([opened_key, failures_key])
         opened_at = values.get(opened_key)
         if opened_at is None:
-            return bool(values.get(failures_key))
+            if values.get(failures_key):
+                return True
+            _clean_until[self.key] = time.monotonic() + CLEAN_FOR
+            return False
         if time.time() - opened_at < self.cooldown:
             raise CircuitOpen()
         # Half-open: exactly one trial call at a time.
@@ -53,6 +71,7 @@ class CircuitBreaker:
             cache.delete_many([f"{self.key}:failures", f"{self.key}:opened", f"{self.key}:trial"])
 
     def record_failure(self):
+        _clean_until.pop(self.key, None)
         key = f"{self.key}:failures"
         cache.add(key, 0, timeout=None)
         try:

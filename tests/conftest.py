@@ -21,7 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
+    from integrations.breaker import forget_clean_marks
+
     cache.clear()
+    forget_clean_marks()
     yield
 
 

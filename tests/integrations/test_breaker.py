@@ -84,3 +84,25 @@ def test_record_success_without_argument_still_clears(breaker):
     assert breaker.state == "closed" and cache.get(f"{breaker.key}:failures") is None
     breaker.reset()
     assert breaker.state == "closed"
+
+
+def test_a_clean_circuit_is_trusted_briefly_and_own_failures_end_that(breaker, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(breaker_module.time, "monotonic", lambda: now[0])
+    assert breaker.before_call() is False
+    # Another worker opens the circuit: this process, having just seen it clean, may go on briefly...
+    cache.set(f"{breaker.key}:opened", breaker_module.time.time(), timeout=None)
+    with mock.patch.object(breaker_module.cache, "get_many", wraps=cache.get_many) as get_many:
+        assert breaker.before_call() is False
+        assert get_many.call_count == 0
+    # ... and sees it once CLEAN_FOR has passed.
+    now[0] += breaker_module.CLEAN_FOR + 0.01
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()
+    # Its own failures are seen at once.
+    breaker.reset()
+    assert breaker.before_call() is False
+    for _ in range(3):
+        breaker.record_failure()
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()
