@@ -453,7 +453,7 @@ POLL_IDLE_FLUSH_CALLS = 5
 
 class _Polled:
     """An open order as the poll needs it: ids and the fields the poll writes, as they were read and
-    as they are now. Lighter than a model instance (a poll loads every open order of the panel)."""
+    as they are now. Lighter than a model instance (a poll holds pages of thousands)."""
 
     __slots__ = ("pk", "external_order_id", *WRITTEN_FIELDS, "read")
 
@@ -472,7 +472,8 @@ class _Polled:
 
 
 def poll_orders(provider, *, batch=BATCH):
-    """Ask the panel about every open order: ceil(N/100) calls, one bulk update per call."""
+    """Ask the panel about every open order: ceil(N/100) calls, made one at a time; the answers are
+    written in bulk, a few calls' worth per transaction, with the calls' log rows."""
     adapter = provider.adapter
     client = adapter.client
     stats = {"checked": 0, "changed": 0, "finished": 0, "errors": 0, "calls": 0}
