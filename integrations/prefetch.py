@@ -28,9 +28,10 @@ class Prefetcher:
         self._done = queue.Queue(maxsize=max(1, depth))
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
 
     def put(self, item):
+        if self._thread.ident is None and not self._stopped.is_set():
+            self._thread.start()  # on the first call: a job with nothing to ask starts no thread
         self._todo.put(item)
 
     def ready(self):
@@ -47,6 +48,8 @@ class Prefetcher:
         """Stop the helper and wait for it: the call in flight ends first (and is logged); answers
         not taken are dropped."""
         self._stopped.set()
+        if self._thread.ident is None:  # never started
+            return
         self._todo.put(_END)
         while True:
             self._thread.join(timeout=0.01)

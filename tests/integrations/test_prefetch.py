@@ -53,6 +53,7 @@ def test_a_failed_call_is_raised_in_its_place_and_no_call_follows_it():
         assert ahead.get() == 0 and ahead.get() == 10
         with pytest.raises(ValueError, match="call 2 failed"):
             ahead.get()
+        ahead.put(9)  # queued after the failure: never called, and no error from queueing it
     assert fn.calls == [0, 1, 2]
 
 
@@ -90,3 +91,10 @@ def test_ready_tells_whether_an_answer_is_waiting():
         time.sleep(0.15)
         assert ahead.ready()
         assert ahead.get() == 10 and not ahead.ready()
+
+
+def test_no_thread_is_started_until_there_is_a_call_to_make():
+    before = threading.active_count()
+    with Prefetcher(Recorder(), depth=2, name="idle-prefetch") as ahead:
+        assert threading.active_count() == before and not ahead.ready()
+    assert not any(t.name == "idle-prefetch" for t in threading.enumerate())
