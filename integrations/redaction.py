@@ -222,16 +222,17 @@ def redact_body(body, content_type="", secrets=(), extra_names=()):
         return json.dumps(redact_mapping(body, secrets, extra_names), ensure_ascii=False)
     stripped = body.strip()
     if stripped[:1] in "{[":
+        needs_redaction = _json_needs_redaction(stripped, secrets, extra_names)
         # Nothing to mask, JSON or not (a "%" could hide a secret name in a form body): the text as
         # the provider wrote it, without parsing it.
-        if "%" not in stripped and not _json_needs_redaction(stripped, secrets, extra_names):
+        if not needs_redaction and "%" not in stripped:
             return stripped
         try:
             parsed = json.loads(stripped)
         except ValueError:
             pass
         else:
-            if not _json_needs_redaction(stripped, secrets, extra_names):
+            if not needs_redaction:
                 return stripped  # nothing to mask: the document as the provider wrote it
             return json.dumps(redact_mapping(parsed, secrets, extra_names), ensure_ascii=False)
     if "x-www-form-urlencoded" in content_type or ("=" in stripped and " " not in stripped and "<" not in stripped):

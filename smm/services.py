@@ -488,30 +488,28 @@ def poll_orders(provider, *, batch=BATCH):
         pending.clear()
         flushed_at = time.monotonic()
 
-    def ids(chunk):
-        return [o.external_order_id for o in chunk]
-
     chunks = _open_chunks(provider, batch)
-    queued = collections.deque()  # chunks handed to the fetcher, oldest first
+    queued = collections.deque()  # (chunk, its panel ids) handed to the fetcher, oldest first
 
     def queue_more(ahead, limit):
         while len(queued) < limit and (chunk := next(chunks, None)):
-            queued.append(chunk)
-            ahead.put(chunk)
+            ids = [o.external_order_id for o in chunk]
+            queued.append((chunk, ids))
+            ahead.put(ids)
 
     with client.deferred_records():
         # The calls run on a helper thread, one at a time and in order, up to POLL_FLUSH_CALLS
         # answers ahead: the panel's latency and our own reading, writing and loading of the next
         # page of orders overlap instead of adding up. A panel sees the same single stream of calls
         # as from a plain loop.
-        fetch = client.carry(lambda chunk: adapter.fetch_statuses(ids(chunk)))
+        fetch = client.carry(adapter.fetch_statuses)
         with Prefetcher(fetch, depth=POLL_FLUSH_CALLS, name="smm-poll") as ahead:
             try:
                 queue_more(ahead, 1)  # the first call goes out before the next page is read
                 queue_more(ahead, POLL_FLUSH_CALLS)
                 while queued:
-                    chunk = queued.popleft()
-                    answers = adapter.read_statuses(ids(chunk), ahead.get())
+                    chunk, ids = queued.popleft()
+                    answers = adapter.read_statuses(ids, ahead.get())
                     queue_more(ahead, POLL_FLUSH_CALLS)
                     stats["calls"] += 1
                     now = timezone.now()
