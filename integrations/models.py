@@ -170,6 +170,15 @@ class ExternalIntegration(models.Model):
         return round(100 * self.successful_requests / self.total_requests, 1) if self.total_requests else None
 
 
+class Transport(models.TextChoices):
+    HTTP = "http", "HTTP"
+    SOAP = "soap", "SOAP"
+    FTP = "ftp", "FTP"
+    WEBSOCKET = "ws", "WebSocket"
+    SMTP = "smtp", "SMTP"
+    S3 = "s3", "S3"
+
+
 class IntegrationLogManager(models.Manager):
     def insert_many(self, entries):
         """INSERT the rows (their ids are already set) with one `executemany`; returns how many.
@@ -204,6 +213,8 @@ class IntegrationLog(models.Model):
         ExternalIntegration, on_delete=models.CASCADE, related_name="logs", verbose_name=_("provider")
     )
     request_id = models.CharField(_("request id"), max_length=255, blank=True)
+    transport = models.CharField(_("transport"), max_length=10, choices=Transport.choices, default=Transport.HTTP)
+    operation = models.CharField(_("operation"), max_length=100, blank=True, help_text=_("What the call does."))
     endpoint = models.CharField(_("endpoint"), max_length=500)
     method = models.CharField(_("method"), max_length=10)
     request_headers = models.JSONField(_("request headers"), null=True, blank=True)
