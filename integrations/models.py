@@ -319,3 +319,92 @@ class WebhookEvent(models.Model):
         state = self.State.FAILED if error else self.State.PROCESSED
         type(self).objects.filter(pk=self.pk).update(state=state, error=error, processed_at=timezone.now())
         self.state, self.error = state, error
+
+
+class AppendOnlyError(Exception):
+    """A saved history row was about to be changed or deleted."""
+
+
+class StateTransitionQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError(_("State history is append-only: rows cannot be changed."))
+
+    def delete(self):
+        raise AppendOnlyError(_("State history is append-only: rows cannot be deleted."))
+
+    update.queryset_only = True
+    delete.queryset_only = True
+
+    def of(self, obj):
+        from django.contrib.contenttypes.models import ContentType
+
+        return self.filter(content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk))
+
+
+class StateTransitionManager(models.Manager.from_queryset(StateTransitionQuerySet)):
+    def record(self, instance, field, from_state, to_state, *, reason="", actor=None):
+        """One history row for one move of `instance`'s `field`."""
+        return self.record_many(type(instance), [(instance.pk, from_state, to_state)], field=field,
+                                reason=reason, actor=actor)[0]
+
+    def record_many(self, model, moves, *, field="status", reason="", actor=None):
+        """History rows for many moves of rows of `model` at once (one INSERT): `moves` holds
+        `(pk, from_state, to_state)` tuples, or `(pk, from_state, to_state, reason)`."""
+        from django.contrib.contenttypes.models import ContentType
+
+        if not moves:
+            return []
+        content_type = ContentType.objects.get_for_model(model)
+        now = timezone.now()
+        actor_id = getattr(actor, "pk", actor)
+        rows = []
+        for move in moves:
+            pk, old, new, *rest = move
+            rows.append(self.model(content_type=content_type, object_id=str(pk), field=field,
+                                   from_state=old or "", to_state=new, reason=(rest[0] if rest else reason) or "",
+                                   actor_id=actor_id, created_at=now))
+        return self.bulk_create(rows)
+
+
+class StateTransition(models.Model):
+    """One move of one row's state field (append-only): who, when, from where to where, why."""
+
+    content_type = models.ForeignKey(
+        "contenttypes.ContentType", on_delete=models.PROTECT, related_name="+", verbose_name=_("object type")
+    )
+    object_id = models.CharField(_("object id"), max_length=64)
+    field = models.CharField(_("field"), max_length=64, default="status")
+    from_state = models.CharField(_("from"), max_length=32, blank=True)
+    to_state = models.CharField(_("to"), max_length=32)
+    reason = models.TextField(_("reason"), blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created_at = models.DateTimeField(_("at"), default=timezone.now, editable=False)
+
+    objects = StateTransitionManager()
+
+    class Meta:
+        verbose_name = _("state transition")
+        verbose_name_plural = _("state transitions")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["content_type", "object_id", "created_at"], name="idx_state_transition_object")
+        ]
+
+    def __str__(self):
+        return f"{self.content_type_id}:{self.object_id} {self.field} {self.from_state or '∅'} → {self.to_state}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(_("State history is append-only: rows cannot be changed."))
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(_("State history is append-only: rows cannot be deleted."))
