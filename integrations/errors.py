@@ -4,15 +4,25 @@ from django.utils.translation import gettext_lazy as _
 
 
 class ProviderError(Exception):
-    """Something went wrong talking to a provider. `transient` errors may be retried later."""
+    """Something went wrong talking to a provider. `transient` errors may be retried later.
+
+    `sent` says whether the request left us: False when it certainly did not (connection refused,
+    name not resolved, circuit open, destination refused), so a write may be queued and tried again
+    without risk of doing it twice; None when we cannot tell; True when the provider received it.
+    `outage` says whether the error speaks of the provider's availability, and so counts towards
+    opening its circuit breaker: a refusal or a SOAP fault is an answer, not an outage."""
 
     transient = False
+    outage = False
+    sent = None
     default_message = _("The provider reported an error.")
 
-    def __init__(self, message=None, *, provider_message=None, status_code=None, payload=None):
+    def __init__(self, message=None, *, provider_message=None, status_code=None, payload=None, sent=None):
         self.provider_message = provider_message
         self.status_code = status_code
         self.payload = payload
+        if sent is not None:
+            self.sent = sent
         super().__init__(str(message or provider_message or self.default_message))
 
 
@@ -26,6 +36,7 @@ class ProviderValidationError(ProviderError):
 
 class ProviderRateLimited(ProviderError):
     transient = True
+    outage = True
     default_message = _("The provider is rate limiting us.")
 
     def __init__(self, *args, retry_after=None, **kwargs):
@@ -35,17 +46,29 @@ class ProviderRateLimited(ProviderError):
 
 class ProviderUnavailable(ProviderError):
     transient = True
+    outage = True
     default_message = _("The provider is unavailable.")
 
 
 class CircuitOpen(ProviderUnavailable):
+    sent = False
     default_message = _("Calls to this provider are paused after repeated failures.")
+
+
+class ForbiddenDestination(ProviderError):
+    """The provider's address (or one its name resolves to, or a redirect's) is not a public one.
+    Checked when connecting, so a name that resolved to a public address at save time and to an
+    internal one later (DNS rebinding) is still refused."""
+
+    sent = False
+    default_message = _("The provider's address is not a public internet address; the call was not made.")
 
 
 class UnknownOutcome(ProviderError):
     """A write may or may not have reached the provider (timeout after sending). Never retry blindly."""
 
     transient = True
+    outage = True
     default_message = _("The provider did not answer in time; the outcome is unknown.")
 
 

@@ -1,39 +1,65 @@
-"""Outbound HTTP for every provider: `ProviderClient`.
+"""HTTP to providers: `ProviderClient`, the HTTP transport of the traced call (`tracing.py`).
 
-Pooled sessions, a timeout per provider, retries with exponential backoff and full jitter for
-idempotent calls only, a circuit breaker per provider, an IntegrationLog row per attempt with
-secrets redacted, and the registry row's counters updated atomically.
-
-Each attempt's log row and counter update are written together, in one transaction (one commit).
-A bulk job making many calls in a row (the SMM poll) can hold them with `deferred_records()` and
-write them in one transaction with its own writes (`flush_records()`); whatever is held is written
-when the block ends, also when it ends with an error. A helper thread working for that block (the
-poll fetching its next batch while the current one is written) joins it through `carry()`.
+What is HTTP's own lives here: a pooled `requests` session per provider, the timeout, retries with
+exponential backoff and full jitter for idempotent calls only, the mapping of HTTP statuses and
+`requests` faults into `integrations.errors`, and the destination check at connection time
+(`CheckedHTTPAdapter`). Redirects are never followed: a provider's redirect would carry the
+merchant's key to wherever it points.
 """
 
-import collections
-import functools
 import random
 import threading
 import time
-import uuid
-from contextlib import contextmanager
-from decimal import Decimal
-from urllib.parse import urljoin
 
 import requests
-from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
-from . import errors
-from .breaker import CircuitBreaker
-from .redaction import redact_body, redact_form, redact_headers, redact_url
+from . import addresses, errors
+from .models import Transport
+from .tracing import Tracer
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 USER_AGENT = "EISHRO-integrations-hub/1.0"
+
+
+# --- the destination check, when connecting -------------------------------------------------------
+class _Checked:
+    def _new_conn(self):
+        # Resolve and check here, then connect to the address checked: urllib3 would otherwise
+        # resolve the name again. TLS still verifies the certificate against the name (self.host).
+        infos = addresses.resolve(self.host, self.port)
+        self._dns_host = infos[0][4][0]
+        return super()._new_conn()
+
+
+class CheckedHTTPConnection(_Checked, HTTPConnection):
+    pass
+
+
+class CheckedHTTPSConnection(_Checked, HTTPSConnection):
+    pass
+
+
+class CheckedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = CheckedHTTPConnection
+
+
+class CheckedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = CheckedHTTPSConnection
+
+
+class CheckedHTTPAdapter(HTTPAdapter):
+    """Every connection it opens goes to a checked public address (see `integrations.addresses`)."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": CheckedHTTPConnectionPool,
+                                                   "https": CheckedHTTPSConnectionPool}
+
 
 _sessions = {}
 _sessions_lock = threading.Lock()
@@ -45,7 +71,10 @@ def session_for(key):
         session = _sessions.get(key)
         if session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+            # No proxy, .netrc or CA bundle from the environment: where a provider's key goes is
+            # decided by its row only.
+            session.trust_env = False
+            adapter = CheckedHTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = USER_AGENT
@@ -53,49 +82,57 @@ def session_for(key):
         return session
 
 
-def _truncate(text):
-    limit = settings.INTEGRATION_LOG_BODY_LIMIT
-    if text and len(text) > limit:
-        return text[:limit] + f"… [{len(text) - limit} more characters]"
-    return text or ""
+def _never_sent(exc):
+    """Whether a `requests` error happened before the request left us (no connection made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def default_outage(response):
+    return response.status_code >= 500 or response.status_code == 429
+
+
+def _content_type(headers, data, json_body):
+    for name, value in (headers or {}).items():
+        if name.lower() == "content-type":
+            return value
+    if json_body is not None:
+        return "application/json"
+    if isinstance(data, dict | list | tuple):
+        return "application/x-www-form-urlencoded"
+    return ""
 
 
 class ProviderClient:
-    def __init__(self, integration, *, timeout=None, retries=None, backoff=None):
-        from .adapters import UnknownAdapter, adapter_class
+    transport = Transport.HTTP
 
+    def __init__(self, integration, *, timeout=None, retries=None, backoff=None, transport=None):
         self.integration = integration
+        self.tracer = Tracer(integration, transport=transport or self.transport)
         config = integration.configuration or {}
-        try:
-            meta = adapter_class(integration.code).meta
-            self.secret_names = frozenset(meta.secret_fields)
-            default_timeout = meta.timeout
-        except UnknownAdapter:
-            self.secret_names, default_timeout = frozenset(), 10.0
-        self.timeout = float(timeout or config.get("timeout") or default_timeout)
+        self.timeout = float(timeout or self.tracer.timeout)
         self.retries = int(retries if retries is not None else config.get("retries", 2))
         self.backoff = float(backoff if backoff is not None else config.get("backoff", 0.5))
-        self.breaker = CircuitBreaker(
-            integration.pk,
-            threshold=int(config.get("circuit_breaker_threshold", 5)),
-            cooldown=float(config.get("circuit_breaker_cooldown", 30)),
-        )
+        self.breaker = self.tracer.breaker
         self.session = session_for(integration.pk)
-        self.secrets = integration.secret_values
-        self._local = threading.local()  # this thread's held records (deferred_records)
         self._endpoints = {}  # URL -> the URL as requests sends it (without params)
 
     def url(self, path):
         if path.startswith(("http://", "https://")):
             return path
         base = self.integration.base_url.rstrip("/") + "/"
-        return urljoin(base, path.lstrip("/")) if path else base.rstrip("/")
+        return requests.compat.urljoin(base, path.lstrip("/")) if path else base.rstrip("/")
 
     def request(
         self,
         method,
         path="",
         *,
+        operation="",
         params=None,
         data=None,
         json=None,
@@ -107,34 +144,28 @@ class ProviderClient:
         breaker=True,
         request_id=None,
         user=None,
+        outage=default_outage,
     ):
+        """One HTTP call, retried when idempotent. `outage(response)` says whether an answer counts
+        towards the breaker (a SOAP fault arrives as a 500 and does not)."""
         method = method.upper()
         idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         attempts = 1 + (self.retries if retries is None else retries) if idempotent else 1
-        request_id = request_id or uuid.uuid4().hex
         url = self.url(path)
-        headers = {"X-Request-ID": request_id, **(headers or {})}
         timeout = timeout or self.timeout
+        operation = operation or f"{method} {path or '/'}"
 
         for attempt in range(1, attempts + 1):
-            dirty = self.breaker.before_call() if breaker else False
             try:
-                response = self._send(method, url, params, data, json, headers, timeout, request_id, user)
+                response = self._send(operation, method, url, params, data, json, headers, timeout, request_id,
+                                      user, breaker, outage)
             except errors.ProviderError as exc:
-                if breaker:
-                    self.breaker.record_failure()
-                if attempt < attempts and exc.transient:
+                if attempt < attempts and exc.transient and not isinstance(exc, errors.CircuitOpen):
                     self._sleep(attempt)
                     continue
                 if isinstance(exc, errors.UnknownOutcome) and idempotent:
                     raise errors.ProviderUnavailable(str(exc)) from exc
                 raise
-            failed = response.status_code >= 500 or response.status_code == 429
-            if breaker:
-                if failed:
-                    self.breaker.record_failure()
-                else:
-                    self.breaker.record_success(dirty)
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 self._sleep(attempt, response.headers.get("Retry-After"))
                 continue
@@ -150,114 +181,37 @@ class ProviderClient:
         # Full jitter: spread retries of many workers instead of synchronising them.
         time.sleep(random.uniform(0, self.backoff * (2 ** (attempt - 1))))
 
-    def _send(self, method, url, params, data, json_body, headers, timeout, request_id, user):
-        from .models import IntegrationLog
-
-        started_at = timezone.now()
-        t0 = time.perf_counter()
-        response, error, outcome, code = None, None, IntegrationLog.Outcome.SUCCESS, ""
-        try:
-            response = self.session.request(
-                method, url, params=params, data=data, json=json_body, headers=headers, timeout=timeout
-            )
-        except requests.Timeout as exc:
-            outcome, code = IntegrationLog.Outcome.TIMEOUT, "timeout"
-            connect = isinstance(exc, requests.ConnectTimeout)
-            # A read timeout after sending a write: the provider may have acted on it.
-            error = (errors.ProviderUnavailable if connect else errors.UnknownOutcome)(
-                f"Timed out after {timeout:g}s talking to {self.integration.display_name}."
-            )
-        except requests.RequestException as exc:
-            outcome, code = IntegrationLog.Outcome.ERROR, "connection"
-            error = errors.ProviderUnavailable(f"Could not reach {self.integration.display_name}: {_short(exc)}")
-        duration_ms = (time.perf_counter() - t0) * 1000
-        ok = response is not None and response.status_code < 400
-        if response is not None and not ok:
-            outcome, code = IntegrationLog.Outcome.ERROR, f"http_{response.status_code}"
-        # The log row is built when it is written: a deferred block builds it at flush time, off the
-        # path of a call that someone waits for (the poll's fetching thread).
-        entry = functools.partial(
-            self._log_entry,
-            method,
-            url,
-            params,
-            dict(data) if isinstance(data, dict) else data,
-            json_body,
-            headers,
-            response,
-            started_at,
-            timezone.now(),
-            duration_ms,
-            outcome,
-            error,
-            code,
-            request_id,
-            user,
-        )
-        self._record(entry, ok, Decimal(f"{duration_ms:.2f}"))
-        if error:
-            raise error
+    def _send(self, operation, method, url, params, data, json_body, headers, timeout, request_id, user, breaker,
+              outage):
+        name = self.integration.display_name
+        with self.tracer.call(operation, endpoint=lambda: self._endpoint(method, url, params), method=method,
+                              breaker=breaker, request_id=request_id, user=user) as call:
+            headers = {"X-Request-ID": call.request_id, **(headers or {})}
+            call.request(json_body if json_body is not None else (dict(data) if isinstance(data, dict) else data),
+                         content_type=_content_type(headers, data, json_body), headers=headers)
+            try:
+                response = self.session.request(method, url, params=params, data=data, json=json_body,
+                                                headers=headers, timeout=timeout, allow_redirects=False)
+            except requests.Timeout as exc:
+                if _never_sent(exc):
+                    raise call.fail(errors.ProviderUnavailable(
+                        f"Timed out after {timeout:g}s connecting to {name}.", sent=False),
+                        code="timeout", timed_out=True) from exc
+                # A read timeout after sending: the provider may have acted on it.
+                raise call.fail(errors.UnknownOutcome(f"Timed out after {timeout:g}s talking to {name}.", sent=True),
+                                code="timeout", timed_out=True) from exc
+            except requests.RequestException as exc:
+                if _never_sent(exc):
+                    raise call.fail(errors.ProviderUnavailable(f"Could not reach {name}: {_short(exc)}", sent=False),
+                                    code="connection") from exc
+                # The connection broke after the request went out: as uncertain as a read timeout.
+                raise call.fail(errors.UnknownOutcome(f"The connection to {name} broke: {_short(exc)}"),
+                                code="connection") from exc
+            status = response.status_code
+            call.response(lambda: response.text, status=status, content_type=response.headers.get("Content-Type", ""),
+                          headers=lambda: dict(response.headers),
+                          code=f"http_{status}" if status >= 300 else "", outage=outage(response))
         return response
-
-    # --- log rows and counters ---------------------------------------------------------------
-    def _record(self, entry, ok, duration_ms):
-        held = getattr(self._local, "held", None)
-        if held is not None:
-            held.append((entry, ok, duration_ms))
-            return
-        entry = entry()
-        with transaction.atomic(savepoint=False):
-            entry.save(force_insert=True)
-            self.integration.record_calls(1, 1 if ok else 0, duration_ms)
-
-    @contextmanager
-    def deferred_records(self):
-        """Hold this thread's log rows and counter updates until `flush_records()` or the end of the
-        block (which writes whatever is still held, also after an error)."""
-        outer = getattr(self._local, "held", None)
-        if outer is not None:  # nested: the outer block writes them
-            yield self
-            return
-        self._local.held = collections.deque()
-        try:
-            yield self
-        finally:
-            try:
-                self.flush_records()
-            finally:
-                self._local.held = None
-
-    def carry(self, fn):
-        """`fn` wrapped to run on another thread as part of this thread's `deferred_records()` block:
-        the calls it makes are held with this thread's (a deque, so appends from both are safe)."""
-        held = getattr(self._local, "held", None)
-
-        def carried(*args, **kwargs):
-            before = getattr(self._local, "held", None)
-            self._local.held = held
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self._local.held = before
-
-        return carried
-
-    def flush_records(self):
-        """Write the held log rows (one INSERT) and counter increments (one UPDATE) in one transaction
-        (the caller's, if it has one open). Returns the number of calls written."""
-        from .models import IntegrationLog
-
-        held = getattr(self._local, "held", None)
-        if not held:
-            return 0
-        # popleft, not a copy and a clear: a carried helper thread may append meanwhile.
-        entries = [held.popleft() for _ in range(len(held))]
-        with transaction.atomic(savepoint=False):
-            IntegrationLog.objects.insert_many([entry() for entry, _, _ in entries])
-            self.integration.record_calls(
-                len(entries), sum(1 for _, ok, _ in entries if ok), sum(d for _, _, d in entries)
-            )
-        return len(entries)
 
     def _endpoint(self, method, url, params):
         if params:
@@ -269,56 +223,6 @@ class ProviderClient:
             endpoint = self._endpoints[url] = requests.Request(method, url).prepare().url
         return endpoint
 
-    def _log_entry(
-        self,
-        method,
-        url,
-        params,
-        data,
-        json_body,
-        headers,
-        response,
-        started_at,
-        completed_at,
-        duration_ms,
-        outcome,
-        error,
-        code,
-        request_id,
-        user,
-    ):
-        from .models import IntegrationLog
-
-        secrets, names = self.secrets, self.secret_names
-        if json_body is None and isinstance(data, dict):
-            request_body = redact_form(data, secrets, names)
-        else:
-            body = json_body if json_body is not None else data
-            content_type = "application/json" if json_body is not None else "application/x-www-form-urlencoded"
-            request_body = redact_body(body, content_type, secrets, names)
-        return IntegrationLog(
-            integration=self.integration,
-            request_id=request_id,
-            endpoint=redact_url(self._endpoint(method, url, params), secrets, names)[:500],
-            method=method,
-            request_headers=redact_headers(headers, secrets),
-            request_body=_truncate(request_body),
-            response_status=response.status_code if response is not None else None,
-            response_headers=redact_headers(dict(response.headers), secrets) if response is not None else None,
-            response_body=_truncate(
-                redact_body(response.text, response.headers.get("Content-Type", ""), secrets, names)
-            )
-            if response is not None
-            else "",
-            request_duration=Decimal(f"{duration_ms:.3f}"),
-            started_at=started_at,
-            completed_at=completed_at,
-            status=outcome,
-            error_message=str(error) if error else "",
-            error_code=code,
-            user=user if getattr(user, "pk", None) else None,
-        )
-
 
 def _short(exc):
     text = str(exc)
@@ -326,12 +230,17 @@ def _short(exc):
 
 
 def raise_for_response(response):
-    """Map an HTTP error status to the exception family, keeping the provider's message."""
+    """Map an HTTP error status (or a redirect, never followed) to the exception family, keeping
+    the provider's message."""
     status = response.status_code
-    if status < 400:
+    if status < 300:
         return
+    if status < 400:
+        raise errors.ProviderProtocolError(
+            f"The provider answered with a redirect (HTTP {status}); redirects are not followed.", status_code=status
+        )
     message = _provider_message(response)
-    kwargs = {"provider_message": message, "status_code": status}
+    kwargs = {"provider_message": message, "status_code": status, "sent": True}
     if status in (401, 403):
         raise errors.ProviderAuthError(**kwargs)
     if status == 429:

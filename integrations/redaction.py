@@ -1,8 +1,10 @@
 """Secrets never reach a log line or a stored request/response.
 
-Three layers: by name (headers, form fields, JSON keys, query parameters whose name says secret),
-by value (the provider's own secret credentials, wherever they appear), and by shape (card numbers
-that pass the Luhn check, bearer tokens).
+Three layers: by name (headers, form fields, JSON keys, XML elements and attributes, multipart
+fields and query parameters whose name is a declared credential or looks like a secret), by value
+(the provider's own secret credentials, wherever they appear), and by shape (card numbers that pass
+the Luhn check, bearer tokens). Bodies are read by their content type (`redact_body`): JSON, form,
+XML/SOAP (and HTML), multipart and plain text.
 """
 
 import functools
@@ -55,8 +57,17 @@ SECRET_NAMES = frozenset(
         "aws_secret_access_key",
         "secret_access_key",
         "private_key",
+        "x-amz-security-token",
+        "x-amz-signature",
+        "x-amz-credential",
     }
 )
+# A name that, without separators, ends like one of these is a secret whatever its prefix
+# (`wsse:Password`, `MerchantPassword`, `UserPin`, `sessionToken`, `clientSecret`). Each holds one of
+# _FRAGMENTS, which the JSON quick check relies on.
+SECRET_SUFFIXES = ("password", "passwd", "secret", "token", "apikey", "secretkey", "securekey", "privatekey",
+                   "accesskey", "pin", "otp", "cvv", "cvc", "cvv2", "cardnumber", "cardno", "pan")
+_SEPARATORS = str.maketrans("", "", "-_. ")
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{6,}")
 _KV = re.compile(
@@ -71,7 +82,7 @@ _NON_DIGIT = re.compile(r"\D")
 # cover every match of _BEARER and _KV. A JSON text (lower-cased) with none of them needs no
 # redaction by name or by pattern (see _json_needs_redaction).
 _FRAGMENTS = ("key", "secret", "pass", "pwd", "token", "auth", "cookie", "card", "pan", "cv", "pin", "otp",
-              "bearer", "basic")
+              "amz", "bearer", "basic")
 # The only non-ASCII characters that a case-insensitive pattern matches to an ASCII letter.
 _FOLD = {0x130: "i", 0x131: "i", 0x17F: "s", 0x212A: "k"}
 # At least 13 digits with single spaces or dashes between them start like this (cheap to search).
@@ -109,9 +120,14 @@ def _mask_card(match):
     return match.group(0)
 
 
+@functools.lru_cache(maxsize=4096)
+def _looks_secret(lowered):
+    return lowered in SECRET_NAMES or lowered.translate(_SEPARATORS).endswith(SECRET_SUFFIXES)
+
+
 def is_secret_name(name, extra=()):
     lowered = str(name).lower()
-    return lowered in SECRET_NAMES or lowered in extra
+    return _looks_secret(lowered) or lowered in extra
 
 
 def redact_text(text, secrets=()):
@@ -126,6 +142,8 @@ def redact_text(text, secrets=()):
     if "token" in folded or "bearer" in folded or "basic" in folded:
         text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     if any(fragment in folded for fragment in _FRAGMENTS):
+        if "<" in text:  # markup in free text (a log line quoting an envelope)
+            text = _mask_markup(text, ())
         text = _KV.sub(lambda m: f"{m.group('k')}{m.group('sep')}{MASK}", text)
     if not _may_hold_card(text):
         return text
@@ -212,15 +230,121 @@ def redact_form(fields, secrets=(), extra_names=()):
     return urlencode(pairs, safe="[]")
 
 
+# --- markup (XML, SOAP, HTML) ---------------------------------------------------------------------
+# A leaf element: its text (or CDATA) holds no markup. Secrets are leaves; a regex rather than a
+# parser, because a log must be redacted even when the markup is broken, and parsing what a
+# provider sent is an attack surface of its own (entities).
+_ELEMENT = re.compile(
+    r"<(?P<tag>(?:[\w.-]+:)?(?P<name>[\w.-]+))(?P<attrs>\s[^<>]*?)?(?<!/)>"
+    r"(?P<text>(?:<!\[CDATA\[.*?\]\]>|[^<])*)</(?P=tag)\s*>",
+    re.S,
+)
+_START_TAG = re.compile(r"<(?P<tag>[\w.:-]+)(?P<attrs>\s[^<>]*?)(?P<end>/?)>", re.S)
+_ATTRIBUTE = re.compile(
+    r"(?P<name>(?:[\w.-]+:)?(?P<local>[\w.-]+))(?P<eq>\s*=\s*)(?P<q>[\"'])(?P<value>.*?)(?P=q)", re.S
+)
+
+
+def _mask_attributes(attrs, extra_names):
+    def attribute(m):
+        if is_secret_name(m.group("local"), extra_names) and m.group("value"):
+            return f"{m.group('name')}{m.group('eq')}{m.group('q')}{MASK}{m.group('q')}"
+        return m.group(0)
+
+    return _ATTRIBUTE.sub(attribute, attrs)
+
+
+def _mask_elements(text, extra_names):
+    def element(m):
+        if not is_secret_name(m.group("name"), extra_names) or not m.group("text").strip():
+            return m.group(0)
+        return f"<{m.group('tag')}{m.group('attrs') or ''}>{MASK}</{m.group('tag')}>"
+
+    return _ELEMENT.sub(element, text)
+
+
+def _mask_markup(text, extra_names):
+    text = _mask_elements(text, extra_names)
+    return _START_TAG.sub(
+        lambda m: f"<{m.group('tag')}{_mask_attributes(m.group('attrs'), extra_names)}{m.group('end')}>", text
+    )
+
+
+def redact_markup(text, secrets=(), extra_names=()):
+    """XML, SOAP or HTML: elements and attributes whose names say secret are masked, then secret
+    values, tokens and card numbers anywhere (text, attributes, comments)."""
+    return redact_text(_mask_markup(text, extra_names), secrets)
+
+
+# --- multipart -------------------------------------------------------------------------------------
+_BOUNDARY = re.compile(r'boundary="?(?P<b>[^";]+)"?', re.I)
+_PART_NAME = re.compile(r'\bname="(?P<name>[^"]*)"', re.I)
+_PART_FILE = re.compile(r'\bfilename="(?P<name>[^"]*)"', re.I)
+
+
+def redact_multipart(body, content_type, secrets=(), extra_names=()):
+    """multipart/form-data: a field whose name says secret is masked, files are replaced by their
+    name and size (a log is no file store), other fields are redacted as text."""
+    match = _BOUNDARY.search(content_type or "")
+    if not match:
+        return redact_text(body, secrets)
+    delimiter = "--" + match.group("b")
+    parts = body.split(delimiter)
+    out = [parts[0]]
+    for part in parts[1:]:
+        head, sep, value = part.partition("\r\n\r\n")
+        if not sep:
+            head, sep, value = part.partition("\n\n")
+        if not sep:  # the closing "--" or a fragment
+            out.append(redact_text(part, secrets))
+            continue
+        name, filename = _PART_NAME.search(head), _PART_FILE.search(head)
+        trailer = "\r\n" if value.endswith("\r\n") else ""
+        value = value[: len(value) - len(trailer)]
+        if filename:
+            value = f"[file {filename.group('name')!r}, {len(value.encode())} bytes]"
+        elif name and is_secret_name(name.group("name"), extra_names) and value:
+            value = MASK
+        else:
+            value = redact_text(value, secrets)
+        out.append(f"{redact_text(head, secrets)}{sep}{value}{trailer}")
+    return delimiter.join(out)
+
+
+def body_kind(content_type):
+    """What a Content-Type says a body is: json, form, markup, multipart, text or "" (unknown)."""
+    ct = (content_type or "").split(";", 1)[0].strip().lower()
+    if not ct:
+        return ""
+    if ct.endswith(("/json", "+json")) or ct == "application/problem+json":
+        return "json"
+    if ct == "application/x-www-form-urlencoded":
+        return "form"
+    if ct.endswith(("/xml", "+xml", "/html", "/xhtml")):
+        return "markup"
+    if ct.startswith("multipart/"):
+        return "multipart"
+    return "text"
+
+
 def redact_body(body, content_type="", secrets=(), extra_names=()):
-    """Redact a request or response body of any of the shapes providers use."""
+    """Redact a request or response body, read as its content type says (JSON, form, XML/SOAP/HTML,
+    multipart, text) or, when it says nothing useful, as the body looks."""
     if body is None:
         return None
+    kind = body_kind(content_type)
+    if isinstance(body, (dict, list, tuple)):
+        if kind == "form":
+            return redact_form(body, secrets, extra_names)
+        return json.dumps(redact_mapping(body, secrets, extra_names), ensure_ascii=False)
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
-    if isinstance(body, (dict, list)):
-        return json.dumps(redact_mapping(body, secrets, extra_names), ensure_ascii=False)
+    if kind == "multipart":
+        return redact_multipart(body, content_type, secrets, extra_names)
     stripped = body.strip()
+    if kind == "markup" or (stripped[:1] == "<" and kind != "json"):
+        return redact_markup(body, secrets, extra_names)
+    # Panels answer JSON under any content type (text/html, text/plain): its shape decides.
     if stripped[:1] in "{[":
         needs_redaction = _json_needs_redaction(stripped, secrets, extra_names)
         # Nothing to mask, JSON or not (a "%" could hide a secret name in a form body): the text as
@@ -235,7 +359,7 @@ def redact_body(body, content_type="", secrets=(), extra_names=()):
             if not needs_redaction:
                 return stripped  # nothing to mask: the document as the provider wrote it
             return json.dumps(redact_mapping(parsed, secrets, extra_names), ensure_ascii=False)
-    if "x-www-form-urlencoded" in content_type or ("=" in stripped and " " not in stripped and "<" not in stripped):
+    if kind == "form" or (kind == "" and "=" in stripped and " " not in stripped and "<" not in stripped):
         pairs = parse_qsl(stripped, keep_blank_values=True)
         if pairs:
             return urlencode(

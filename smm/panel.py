@@ -168,7 +168,8 @@ class PanelV2(Adapter):
     def call(self, action, *, idempotent, **fields):
         data = {"key": self.credentials.get("api_key", ""), "action": action}
         data.update({k: v for k, v in fields.items() if v is not None and v != ""})
-        response = self.client.request("POST", "", data=data, idempotent=idempotent, raise_for_status=False)
+        response = self.client.request("POST", "", operation=action, data=data, idempotent=idempotent,
+                                       raise_for_status=False)
         status = response.status_code
         if status >= 500 or status == 429:
             raise_for_response(response)

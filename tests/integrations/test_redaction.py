@@ -62,9 +62,10 @@ def test_json_without_anything_to_mask_is_kept_as_received():
 
 
 def test_every_secret_name_contains_a_fragment_of_the_quick_check():
-    from integrations.redaction import _FRAGMENTS, SECRET_NAMES
+    from integrations.redaction import _FRAGMENTS, SECRET_NAMES, SECRET_SUFFIXES
 
     assert all(any(fragment in name for fragment in _FRAGMENTS) for name in SECRET_NAMES)
+    assert all(any(fragment in suffix for fragment in _FRAGMENTS) for suffix in SECRET_SUFFIXES)
 
 
 def test_json_quick_check_does_not_miss_secrets():
