@@ -2,12 +2,15 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from .adapters import UnknownAdapter, adapter_class, code_choices
-from .models import ExternalIntegration, IntegrationLog, Status, WebhookEvent
+from .models import ExternalIntegration, IntegrationLog, StateTransition, Status, WebhookEvent
 
 MASK_PREFIX = "••••••"
 
@@ -202,3 +205,118 @@ class WebhookEventAdmin(admin.ModelAdmin):
         for pk in pks:
             process_webhook_event.delay(pk)
         self.message_user(request, _("%d event(s) queued again.") % len(pks), messages.SUCCESS)
+
+
+@admin.register(StateTransition)
+class StateTransitionAdmin(admin.ModelAdmin):
+    """The append-only history of state moves: read only, never added, changed or deleted here."""
+
+    list_display = ["created_at", "content_type", "object_id", "field", "from_state", "to_state", "actor", "reason"]
+    list_filter = ["content_type", "field", "to_state"]
+    search_fields = ["=object_id", "reason"]
+    list_select_related = ["content_type", "actor"]
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- exactly-once writes: operator resolution ----------------------------------------------------------
+class ResolveSentForm(forms.Form):
+    def __init__(self, *args, objects=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.objects = list(objects)
+        for obj in self.objects:
+            self.fields[f"reference_{obj.pk}"] = forms.CharField(
+                label=str(obj), required=False, max_length=255,
+                help_text=_("The provider's reference for this write; leave empty to skip the row."),
+            )
+
+    def rows(self):
+        return [(obj, self[f"reference_{obj.pk}"]) for obj in self.objects]
+
+
+class ExternalWriteAdminMixin:
+    """Operator resolution of rows whose outcome is unknown, for a ModelAdmin of an `ExternalWrite`
+    model: set `external_write` to the domain's `ExternalWrite` instance and add the actions
+    `resolve_as_sent` and `resolve_as_failed`. Both need the model's change permission and record
+    the operator as the transitions' actor."""
+
+    external_write = None
+    resolution_actions = ("resolve_as_sent", "resolve_as_failed")
+
+    def changelist_view(self, request, extra_context=None):
+        # Django hides an action the user may not run and answers a forced one with "No action
+        # selected"; say plainly why nothing happened.
+        if (
+            request.method == "POST"
+            and request.POST.get("action") in self.resolution_actions
+            and not self.has_change_permission(request)
+        ):
+            self._refuse(request)
+            return HttpResponseRedirect(request.get_full_path())
+        return super().changelist_view(request, extra_context)
+
+    def _refuse(self, request):
+        self.message_user(request, gettext("You may not resolve these rows: it needs the permission to change them."),
+                          messages.ERROR)
+
+    def _unknown(self, queryset):
+        write = self.external_write
+        return queryset.filter(**{write.machine.field: write.unknown})
+
+    @admin.action(description=_("Resolve as sent, with the provider's reference"), permissions=["change"])
+    def resolve_as_sent(self, request, queryset):
+        if not self.has_change_permission(request):
+            return self._refuse(request)
+        objects = list(self._unknown(queryset))
+        if not objects:
+            self.message_user(request, gettext("None of the selected rows has an unknown outcome."),
+                              messages.WARNING)
+            return None
+        form = ResolveSentForm(request.POST if "apply" in request.POST else None, objects=objects)
+        if form.is_bound and form.is_valid():
+            done = 0
+            for obj in objects:
+                reference = form.cleaned_data.get(f"reference_{obj.pk}", "").strip()
+                if not reference:
+                    continue
+                try:
+                    done += bool(self.external_write.resolve_sent(obj, reference, actor=request.user))
+                except ValidationError as exc:
+                    self.message_user(request, f"{obj}: {'; '.join(exc.messages)}", messages.ERROR)
+            self.message_user(request, ngettext("%(count)d row resolved as sent.", "%(count)d rows resolved as sent.",
+                                                done) % {"count": done})
+            return None
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Resolve as sent"),
+            "opts": opts,
+            "form": form,
+            "queryset": objects,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action": "resolve_as_sent",
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/integrations/resolve_sent.html", context)
+
+    @admin.action(description=_("Resolve as failed (the provider has no such write)"), permissions=["change"])
+    def resolve_as_failed(self, request, queryset):
+        if not self.has_change_permission(request):
+            return self._refuse(request)
+        done = 0
+        for obj in self._unknown(queryset):
+            done += bool(self.external_write.resolve_failed(obj, actor=request.user))
+        self.message_user(request, ngettext("%(count)d row resolved as failed.", "%(count)d rows resolved as failed.",
+                                            done) % {"count": done})
+        return None

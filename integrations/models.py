@@ -360,9 +360,10 @@ class StateTransitionManager(models.Manager.from_queryset(StateTransitionQuerySe
         rows = []
         for move in moves:
             pk, old, new, *rest = move
-            rows.append(self.model(content_type=content_type, object_id=str(pk), field=field,
-                                   from_state=old or "", to_state=new, reason=(rest[0] if rest else reason) or "",
-                                   actor_id=actor_id, created_at=now))
+            rows.append(self.model(
+                content_type=content_type, object_id=str(pk), field=field, from_state="" if old is None else str(old),
+                to_state=str(new), reason=(rest[0] if rest else reason) or "", actor_id=actor_id, created_at=now,
+            ))
         return self.bulk_create(rows)
 
 
@@ -408,3 +409,4 @@ class StateTransition(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError(_("State history is append-only: rows cannot be deleted."))
+
