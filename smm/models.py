@@ -1,8 +1,9 @@
 """SMM panels: the domain state on top of the provider registry row.
 
 `SMMProvider` points at one `integrations.ExternalIntegration` (URL, encrypted API key, owner,
-status and call counters live there, never here). Orders move along `SMMOrder.TRANSITIONS` only,
-and every change of status is applied with a conditional update.
+status and call counters live there, never here). Orders and refills move along their
+`TRANSITIONS` only, through the core's state machine (integrations.statemachine): every change of
+status is a conditional update and leaves a history row.
 """
 
 import uuid
@@ -13,6 +14,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from integrations.models import ExternalIntegration
+from integrations.statemachine import StateMachine
 
 
 class SMMProviderQuerySet(models.QuerySet):
@@ -134,9 +136,11 @@ FINAL_STATES = (S.COMPLETED, S.PARTIAL, S.CANCELED, S.FAILED)
 class SMMOrder(models.Model):
     Status = OrderStatus
     # Allowed transitions: anything else is refused (a late or duplicate answer changes nothing).
+    # `created` is the queue of orders to send; `submitting` -> `created` is a send that certainly
+    # did not leave us (integrations.writes), tried again later.
     TRANSITIONS = {
         S.CREATED: {S.SUBMITTING, S.FAILED},
-        S.SUBMITTING: PANEL_STATES | {S.FAILED, S.UNKNOWN},
+        S.SUBMITTING: PANEL_STATES | {S.CREATED, S.FAILED, S.UNKNOWN},
         S.UNKNOWN: PANEL_STATES | {S.FAILED},
         S.PENDING: PANEL_STATES - {S.PENDING},
         S.IN_PROGRESS: PANEL_STATES - {S.IN_PROGRESS},
@@ -146,6 +150,7 @@ class SMMOrder(models.Model):
         S.CANCELED: set(),
         S.FAILED: set(),
     }
+    machine = StateMachine(TRANSITIONS)
 
     reference = models.UUIDField(_("reference"), default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(
@@ -169,6 +174,10 @@ class SMMOrder(models.Model):
     remains = models.BigIntegerField(_("remains"), null=True, blank=True)
     currency = models.CharField(_("currency"), max_length=8, blank=True)
     error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        _("attempts"), default=0, help_text=_("Sends that certainly did not reach the panel.")
+    )
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     idempotency_key = models.CharField(_("idempotency key"), max_length=255, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
     cancel_requested_at = models.DateTimeField(_("cancel requested"), null=True, blank=True)
@@ -192,6 +201,11 @@ class SMMOrder(models.Model):
             models.Index(
                 fields=["provider", "status"], name="smm_order_open", condition=Q(status__in=OPEN_STATES)
             ),
+            # The send queue and the stale-submission sweep (integrations.writes).
+            models.Index(
+                fields=["status", "next_attempt_at"], name="smm_order_to_send",
+                condition=Q(status__in=[S.CREATED, S.SUBMITTING]),
+            ),
         ]
 
     def __str__(self):
@@ -202,21 +216,12 @@ class SMMOrder(models.Model):
         return self.status in OPEN_STATES
 
     def can_move_to(self, new):
-        return new in self.TRANSITIONS.get(self.status, set())
+        return self.machine.can_move(self.status, new)
 
-    def transition(self, new, **fields):
-        """Move to `new` only if the row is still in the status we read (compare-and-set)."""
-        if not self.can_move_to(new):
-            return False
-        from django.utils import timezone
-
-        fields.setdefault("updated_at", timezone.now())
-        done = type(self).objects.filter(pk=self.pk, status=self.status).update(status=new, **fields) == 1
-        if done:
-            self.status = new
-            for name, value in fields.items():
-                setattr(self, name, value)
-        return done
+    def transition(self, new, *, reason="", actor=None, **fields):
+        """Move to `new` only if the table allows it and the row is still in the status we read
+        (compare-and-set), with its history row."""
+        return self.machine.move(self, new, reason=reason, actor=actor, **fields)
 
 
 class SMMRefill(models.Model):
@@ -230,6 +235,17 @@ class SMMRefill(models.Model):
         UNKNOWN = "unknown", _("Under review")
 
     OPEN = ("pending", "in_progress")
+    TRANSITIONS = {
+        Status.REQUESTED: {Status.PENDING, Status.IN_PROGRESS, Status.COMPLETED, Status.REJECTED, Status.FAILED,
+                           Status.UNKNOWN},
+        Status.PENDING: {Status.IN_PROGRESS, Status.COMPLETED, Status.REJECTED, Status.FAILED},
+        Status.IN_PROGRESS: {Status.COMPLETED, Status.REJECTED, Status.FAILED},
+        Status.UNKNOWN: {Status.PENDING, Status.IN_PROGRESS, Status.COMPLETED, Status.REJECTED, Status.FAILED},
+        Status.COMPLETED: set(),
+        Status.REJECTED: set(),
+        Status.FAILED: set(),
+    }
+    machine = StateMachine(TRANSITIONS)
 
     order = models.ForeignKey(SMMOrder, on_delete=models.CASCADE, related_name="refills", verbose_name=_("order"))
     external_refill_id = models.CharField(_("panel refill id"), max_length=64, blank=True, db_index=True)
