@@ -31,8 +31,10 @@ def main():
         from django.db import connection
 
         from integrations.models import IntegrationLog
-        from smm import services
+        from smm.catalogue import sync_services
         from smm.models import SandboxPanel, SandboxPanelOrder, SMMOrder, SMMService
+        from smm.polling import poll_orders
+        from smm.providers import create_provider
 
         codes = ["jap", "smmkings", "secsers"]
         providers, ids = {}, {}
@@ -40,10 +42,10 @@ def main():
             # A slow clock: every order stays open, so each round polls all N.
             panel = SandboxPanel.objects.create(code=code, api_key=f"sandbox-{code}-key", step_seconds=86400,
                                                 catalogue_size=50, balance=10**9)
-            provider = services.create_provider(owner=env.merchant, name=code, display_name=code,
-                                                api_url=env.panel_url(code), api_key=f"sandbox-{code}-key",
-                                                code=code)
-            services.sync_services(provider)
+            provider = create_provider(owner=env.merchant, name=code, display_name=code,
+                                       api_url=env.panel_url(code), api_key=f"sandbox-{code}-key",
+                                       code=code)
+            sync_services(provider)
             service = SMMService.objects.filter(provider=provider, type="Default").first()
             share = args.orders // 3 + (1 if i < args.orders % 3 else 0)
             panel_orders = SandboxPanelOrder.objects.bulk_create(
@@ -107,7 +109,7 @@ def main():
 
                 def poll(code, results=results, counters=counters, mode=mode):
                     with QueryCounter() as counter:
-                        results[code] = services.poll_orders(providers[code])
+                        results[code] = poll_orders(providers[code])
                     counters.append(counter)
                     if mode == "per-panel":
                         connection.close()

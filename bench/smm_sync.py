@@ -23,8 +23,9 @@ def main():
         import requests
         from django.db import connection
 
-        from smm import services
+        from smm.catalogue import sync_services
         from smm.models import SandboxPanel, SMMService
+        from smm.providers import create_provider
 
         print(f"database {connection.vendor}; {args.rounds} rounds per size (median shown)")
         session = requests.Session()
@@ -38,12 +39,12 @@ def main():
                 t0 = time.perf_counter()
                 session.post(env.panel_url(code), data={"key": "k", "action": "services"}).json()
                 figures["bare"].append(time.perf_counter() - t0)
-                provider = services.create_provider(owner=env.merchant, name=f"p{i}-{r}", display_name="p",
-                                                    api_url=env.panel_url(code), api_key="k", code=code)
+                provider = create_provider(owner=env.merchant, name=f"p{i}-{r}", display_name="p",
+                                           api_url=env.panel_url(code), api_key="k", code=code)
                 for kind in ("first", "resync"):
                     with QueryCounter() as counter:
                         t0 = time.perf_counter()
-                        result = services.sync_services(provider)
+                        result = sync_services(provider)
                         figures[kind].append(time.perf_counter() - t0)
                     queries_by_kind.setdefault(kind, set()).add(counter.count)
                     assert result["active"] == size, result

@@ -80,7 +80,6 @@ class Probe:
     response_time: float | None = None
     error: str = ""
     answered: bool = False  # the provider answered (wrong status) rather than not at all
-    queries: int = 0
 
 
 @dataclass
@@ -89,8 +88,6 @@ class RoundResult:
     checked: int = 0
     duration: float = 0.0
     longest_timeout: float = 0.0
-    queries: int = 0  # all of them: the round's own and the probe threads'
-    probe_queries: int = 0  # in the probe threads (ProviderClient's log row and counters)
     statuses: dict = field(default_factory=dict)
     changes: int = 0
 
@@ -100,20 +97,9 @@ class RoundResult:
             "checked": self.checked,
             "duration": round(self.duration, 3),
             "longest_timeout": self.longest_timeout,
-            "queries": self.queries,
-            "probe_queries": self.probe_queries,
             "statuses": self.statuses,
             "changes": self.changes,
         }
-
-
-class _QueryCounter:
-    def __init__(self):
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
 
 
 def probe(integration, gate=None):
@@ -121,11 +107,9 @@ def probe(integration, gate=None):
     if gate is not None:
         gate.wait()
     result = Probe(integration)
-    counter = _QueryCounter()
     t0 = time.perf_counter()
     try:
-        with connection.execute_wrapper(counter):
-            adapter_for(integration).check_health()
+        adapter_for(integration).check_health()
         result.ok = True
     except UnknownAdapter as exc:
         result.error = str(exc)
@@ -137,7 +121,6 @@ def probe(integration, gate=None):
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         result.response_time = round((time.perf_counter() - t0) * 1000, 2)
-        result.queries = counter.count
         # Each pool thread has its own connection; never leave it open behind us.
         connection.close()
     return result
@@ -162,23 +145,19 @@ def registry_health(status):
 
 def run_round(providers=None):
     """One health round. Returns a RoundResult (skipped if another round holds the lock)."""
-    counter = _QueryCounter()
-    with connection.execute_wrapper(counter):
-        if providers is None:
-            providers = list(ExternalIntegration.objects.active())
-        specs = {p.pk: health_spec(p) for p in providers}
-        longest = max((t for t, _ in specs.values()), default=0.0)
-        token = uuid.uuid4().hex
-        if not cache.add(LOCK_KEY, token, timeout=int(longest + ROUND_GRACE + 30)):
-            log.info("health round skipped: the previous round is still running")
-            return RoundResult(skipped=True, longest_timeout=longest)
-        try:
-            result = _run(providers, specs, longest)
-        finally:
-            if cache.get(LOCK_KEY) == token:
-                cache.delete(LOCK_KEY)
-    result.queries += counter.count
-    return result
+    if providers is None:
+        providers = list(ExternalIntegration.objects.active())
+    specs = {p.pk: health_spec(p) for p in providers}
+    longest = max((t for t, _ in specs.values()), default=0.0)
+    token = uuid.uuid4().hex
+    if not cache.add(LOCK_KEY, token, timeout=int(longest + ROUND_GRACE + 30)):
+        log.info("health round skipped: the previous round is still running")
+        return RoundResult(skipped=True, longest_timeout=longest)
+    try:
+        return _run(providers, specs, longest)
+    finally:
+        if cache.get(LOCK_KEY) == token:
+            cache.delete(LOCK_KEY)
 
 
 def _run(providers, specs, longest):
@@ -199,8 +178,6 @@ def _run(providers, specs, longest):
         for future in done:
             p = future.result()
             probes[p.integration.pk] = p
-            result.queries += p.queries
-            result.probe_queries += p.queries
         for future in not_done:
             provider = futures[future]
             future.cancel()

@@ -1,5 +1,6 @@
 """Operators' screens: providers (sync, toggle, balance), services, orders (refresh, refill, cancel,
-resolve orders under review) and refills. Every action goes through smm.services."""
+resolve orders under review) and refills. Every action goes through smm.providers, smm.catalogue or
+smm.orders."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -9,7 +10,7 @@ from django.utils.translation import ngettext
 
 from integrations.errors import ProviderError
 
-from . import services
+from . import catalogue, orders, providers
 from .models import OrderStatus, SMMOrder, SMMProvider, SMMRefill, SMMService
 
 
@@ -71,17 +72,17 @@ class SMMProviderAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Sync services now"))
     def sync_services(self, request, queryset):
-        _run(self, request, queryset.select_related("integration"), services.sync_services,
+        _run(self, request, queryset.select_related("integration"), catalogue.sync_services,
              _("Services synced for %(count)d provider(s)."))
 
     @admin.action(description=_("Activate / deactivate"))
     def toggle(self, request, queryset):
-        _run(self, request, queryset.select_related("integration"), services.toggle_provider,
+        _run(self, request, queryset.select_related("integration"), providers.toggle_provider,
              _("%(count)d provider(s) switched."))
 
     @admin.action(description=_("Refresh balance"))
     def refresh_balance(self, request, queryset):
-        _run(self, request, queryset.select_related("integration"), services.refresh_balance,
+        _run(self, request, queryset.select_related("integration"), providers.refresh_balance,
              _("Balance refreshed for %(count)d provider(s)."))
 
 
@@ -158,7 +159,7 @@ class SMMOrderAdmin(admin.ModelAdmin):
         order_id = form.cleaned_data.get("resolve_order_id")
         if order_id:
             try:
-                services.resolve_unknown(obj, external_order_id=order_id)
+                orders.resolve_unknown(obj, external_order_id=order_id)
             except ValidationError as exc:
                 self.message_user(request, "; ".join(exc.messages), messages.ERROR)
             else:
@@ -166,24 +167,24 @@ class SMMOrderAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Refresh status from the panel"))
     def refresh_status(self, request, queryset):
-        _run(self, request, queryset.select_related("provider__integration"), services.refresh_order,
+        _run(self, request, queryset.select_related("provider__integration"), orders.refresh_order,
              _("%(count)d order(s) refreshed."))
 
     @admin.action(description=_("Request a refill"))
     def refill(self, request, queryset):
-        _run(self, request, queryset.select_related("provider__integration", "service"), services.refill_order,
+        _run(self, request, queryset.select_related("provider__integration", "service"), orders.refill_order,
              _("Refill requested for %(count)d order(s)."))
 
     @admin.action(description=_("Cancel at the panel"))
     def cancel(self, request, queryset):
-        _run(self, request, queryset.select_related("provider__integration", "service"), services.cancel_order,
+        _run(self, request, queryset.select_related("provider__integration", "service"), orders.cancel_order,
              _("Cancel requested for %(count)d order(s)."))
 
     @admin.action(description=_("Mark as failed (orders under review only)"))
     def mark_failed(self, request, queryset):
         done = 0
         for order in queryset.filter(status=OrderStatus.UNKNOWN):
-            done += bool(services.resolve_unknown(order, mark_failed=True))
+            done += bool(orders.resolve_unknown(order, mark_failed=True))
         self.message_user(request, ngettext("%(count)d order marked as failed.", "%(count)d orders marked as failed.",
                                             done) % {"count": done})
 

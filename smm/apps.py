@@ -32,7 +32,7 @@ class SmmConfig(AppConfig):
         from django.conf import settings
 
         from .models import SMMProvider
-        from .services import DEFAULT_PROVIDERS, initialize_default_providers
+        from .providers import DEFAULT_PROVIDERS, initialize_default_providers
 
         base = settings.SANDBOX_BASE_URL.rstrip("/")
         before = SMMProvider.objects.filter(integration__owner=merchant).count()

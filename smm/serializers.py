@@ -10,7 +10,7 @@ from rest_framework import serializers
 from integrations.validators import validate_provider_url
 
 from .models import SMMOrder, SMMProvider, SMMRefill, SMMService
-from .services import SMM_CODES
+from .providers import SMM_CODES
 
 STATUS_LABELS = {
     "created": "Queued",

@@ -6,8 +6,9 @@ import logging
 from celery import shared_task
 
 from integrations.errors import ProviderError
+from integrations.locks import provider_lock
 
-from . import services
+from . import catalogue, orders, polling, providers
 from .models import OPEN_STATES, SMMOrder, SMMProvider, SMMRefill
 
 logger = logging.getLogger("smm")
@@ -22,7 +23,7 @@ def _run_locked(task, job, provider_pk, func):
     provider = _provider(provider_pk)
     if provider is None or not provider.is_active:
         return "skipped"
-    with services.provider_lock(provider.pk, job) as acquired:
+    with provider_lock(provider.pk, job) as acquired:
         if not acquired:
             return "locked"
         try:
@@ -37,14 +38,14 @@ def _run_locked(task, job, provider_pk, func):
 
 @shared_task(bind=True, max_retries=MAX_RETRIES)
 def sync_provider_services(self, provider_pk):
-    return _run_locked(self, "sync", provider_pk, services.sync_services)
+    return _run_locked(self, "sync", provider_pk, catalogue.sync_services)
 
 
 @shared_task(bind=True, max_retries=MAX_RETRIES)
 def poll_provider_orders(self, provider_pk):
     def work(provider):
-        result = services.poll_orders(provider)
-        result["refills"] = services.poll_refills(provider)
+        result = polling.poll_orders(provider)
+        result["refills"] = orders.poll_refills(provider)
         return result
 
     return _run_locked(self, "poll", provider_pk, work)
@@ -53,7 +54,7 @@ def poll_provider_orders(self, provider_pk):
 @shared_task(bind=True, max_retries=MAX_RETRIES)
 def refresh_provider_balance(self, provider_pk):
     def work(provider):
-        amount, currency = services.refresh_balance(provider)
+        amount, currency = providers.refresh_balance(provider)
         return f"{amount} {currency}"
 
     return _run_locked(self, "balance", provider_pk, work)
@@ -64,7 +65,7 @@ def submit_order(order_pk):
     order = SMMOrder.objects.filter(pk=order_pk).first()
     if order is None:
         return "missing"
-    return services.submit_order(order).status
+    return orders.submit_order(order).status
 
 
 @shared_task
@@ -77,7 +78,7 @@ def sync_all_services():
 
 @shared_task
 def poll_all_orders():
-    services.mark_stale_submissions()
+    orders.mark_stale_submissions()
     with_open = set(SMMOrder.objects.filter(status__in=OPEN_STATES).values_list("provider_id", flat=True))
     with_open |= set(SMMRefill.objects.filter(status__in=SMMRefill.OPEN).values_list("order__provider_id", flat=True))
     pks = list(SMMProvider.objects.active().filter(pk__in=with_open).values_list("pk", flat=True))
@@ -96,4 +97,4 @@ def refresh_all_balances():
 
 @shared_task
 def cleanup_old_orders(days=180):
-    return services.cleanup_orders(days=days)
+    return orders.cleanup_orders(days=days)

@@ -15,9 +15,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from integrations.api.pagination import PagePagination
+from integrations.locks import provider_lock
 from integrations.models import ExternalIntegration
 
-from . import services, tasks
+from . import catalogue, orders, providers, tasks
 from .models import SMMOrder, SMMProvider, SMMService
 from .serializers import (
     LABEL_TO_STATUS,
@@ -67,7 +68,7 @@ class ProviderViewSet(viewsets.GenericViewSet):
         v = data.validated_data
         if self._name_taken(request.user, v["name"]):
             raise ValidationError({"name": [_("You already have a provider with this name.")]})
-        provider = services.create_provider(
+        provider = providers.create_provider(
             owner=request.user, name=v["name"], display_name=v.get("displayName") or v["name"], api_url=v["apiUrl"],
             api_key=v["apiKey"], priority=v.get("priority", 1), code=v.get("code"),
             is_active=v.get("isActive", True), low_balance_threshold=v.get("lowBalanceThreshold"),
@@ -87,7 +88,7 @@ class ProviderViewSet(viewsets.GenericViewSet):
         v = data.validated_data
         if v.get("name") and self._name_taken(provider.integration.owner, v["name"], provider.integration_id):
             raise ValidationError({"name": [_("You already have a provider with this name.")]})
-        services.update_provider(
+        providers.update_provider(
             provider, name=v.get("name"), display_name=v.get("displayName") or None, api_url=v.get("apiUrl"),
             api_key=v.get("apiKey"), priority=v.get("priority"), code=v.get("code"), is_active=v.get("isActive"),
             low_balance_threshold=v.get("lowBalanceThreshold"),
@@ -114,7 +115,7 @@ class ProviderViewSet(viewsets.GenericViewSet):
     @extend_schema(summary="Activate or deactivate a provider", request=None, responses=ProviderSerializer)
     @action(detail=True, methods=["patch", "post"])
     def toggle(self, request, pk=None):
-        provider = services.toggle_provider(self.get_object())
+        provider = providers.toggle_provider(self.get_object())
         return Response(ProviderSerializer(provider).data)
 
     @extend_schema(
@@ -128,11 +129,11 @@ class ProviderViewSet(viewsets.GenericViewSet):
         if request.query_params.get("async") in ("1", "true"):
             tasks.sync_provider_services.delay(provider.pk)
             return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
-        with services.provider_lock(provider.pk, "sync") as acquired:
+        with provider_lock(provider.pk, "sync") as acquired:
             if not acquired:
                 return Response({"detail": _("A sync of this provider is already running.")},
                                 status=status.HTTP_409_CONFLICT)
-            result = services.sync_services(provider)
+            result = catalogue.sync_services(provider)
         provider.refresh_from_db()
         return Response({"result": result, "provider": ProviderSerializer(provider).data})
 
@@ -140,7 +141,7 @@ class ProviderViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def balance(self, request, pk=None):
         provider = self.get_object()
-        services.refresh_balance(provider)
+        providers.refresh_balance(provider)
         return Response(ProviderSerializer(provider).data)
 
     @extend_schema(
@@ -231,10 +232,10 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             )
         key = request.headers.get("Idempotency-Key") or v.get("idempotencyKey") or ""
         try:
-            order, created = services.place_order(
+            order, created = orders.place_order(
                 request.user, provider=provider, service=service, data=data.service_data(), idempotency_key=key
             )
-        except services.IdempotencyConflict:
+        except orders.IdempotencyConflict:
             return Response(
                 {"detail": _("This idempotency key was already used for a different order.")},
                 status=status.HTTP_409_CONFLICT,
@@ -254,7 +255,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def refill(self, request, pk=None):
         order = self._order(pk)
         try:
-            refill = services.refill_order(order)
+            refill = orders.refill_order(order)
         except DjangoValidationError as exc:
             _raise_from_django(exc)
         if refill.status == refill.Status.REJECTED:
@@ -266,7 +267,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def cancel(self, request, pk=None):
         order = self._order(pk)
         try:
-            services.cancel_order(order)
+            orders.cancel_order(order)
         except DjangoValidationError as exc:
             _raise_from_django(exc)
         return Response(OrderSerializer(self._order(pk)).data, status=status.HTTP_202_ACCEPTED)
@@ -274,5 +275,5 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(summary="Ask the panel for the order's status now", request=None, responses=OrderSerializer)
     @action(detail=True, methods=["post"])
     def refresh(self, request, pk=None):
-        services.refresh_order(self._order(pk))
+        orders.refresh_order(self._order(pk))
         return Response(OrderSerializer(self._order(pk)).data)

@@ -1,7 +1,7 @@
 import pytest
 
-from smm import services
 from smm.models import SandboxPanel
+from smm.providers import create_provider
 from smm.sandbox import catalogue
 
 PANEL_URL = "https://panel.example.test/api/v2"
@@ -10,8 +10,8 @@ PANEL_URL = "https://panel.example.test/api/v2"
 @pytest.fixture
 def make_provider(db, merchant):
     def make(owner=None, name="mypanel", code="panel_v2", url=PANEL_URL, key="k-SECRET-123456", **extra):
-        return services.create_provider(owner=owner or merchant, name=name, display_name=name.title(),
-                                        api_url=url, api_key=key, code=code, **extra)
+        return create_provider(owner=owner or merchant, name=name, display_name=name.title(),
+                               api_url=url, api_key=key, code=code, **extra)
 
     return make
 

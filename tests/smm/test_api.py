@@ -3,8 +3,8 @@
 import pytest
 import responses
 
-from smm import services
 from smm.models import SandboxPanelOrder, SMMOrder, SMMProvider, SMMService
+from smm.providers import initialize_default_providers
 
 from .conftest import PANEL_URL, first_service
 
@@ -238,7 +238,7 @@ def test_panel_down_is_a_503_with_a_message(api, make_provider):
 
 def test_initialize_default_providers_is_idempotent(merchant):
     keys = {"justanotherpanel": "k1", "smmkings": "k2", "secsers": "k3"}
-    first = services.initialize_default_providers(merchant, keys)
-    again = services.initialize_default_providers(merchant, keys)
+    first = initialize_default_providers(merchant, keys)
+    again = initialize_default_providers(merchant, keys)
     assert [p.pk for p in first] == [p.pk for p in again] and SMMProvider.objects.count() == 3
     assert sorted(p.integration.code for p in first) == ["jap", "secsers", "smmkings"]

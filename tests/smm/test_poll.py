@@ -10,8 +10,8 @@ import responses
 
 from integrations.errors import ProviderValidationError
 from integrations.models import IntegrationLog
-from smm import services
 from smm.models import SMMOrder, SMMService
+from smm.polling import poll_orders
 
 from .conftest import PANEL_URL
 
@@ -67,7 +67,7 @@ def test_every_open_order_is_asked_about_once_in_order_one_call_at_a_time(open_o
     provider = open_orders(2150)  # the first page is one batch, the next ones 2000 orders
     panel = Panel()
     responses.add_callback(responses.POST, PANEL_URL, callback=panel)
-    result = services.poll_orders(provider)
+    result = poll_orders(provider)
     assert result["calls"] == 22 == len(panel.asked)  # ceil(2150 / 100)
     asked = [i for ids in panel.asked for i in ids]
     assert asked == [str(1000 + n) for n in range(2150)]  # each once, in id order
@@ -82,7 +82,7 @@ def test_an_error_mid_poll_is_raised_after_writing_what_came_before(open_orders)
     panel = Panel(fail_on_call=2)
     responses.add_callback(responses.POST, PANEL_URL, callback=panel)
     with pytest.raises(ProviderValidationError, match="Incorrect request"):
-        services.poll_orders(provider)
+        poll_orders(provider)
     assert len(panel.asked) == 2  # nothing asked after the failed call
     first = panel.asked[0]
     assert set(SMMOrder.objects.filter(status="in_progress").values_list("external_order_id", flat=True)) == set(first)

@@ -5,7 +5,8 @@ import responses
 from celery.exceptions import Retry
 
 from eishro.schedule import BEAT_SCHEDULE
-from smm import services, tasks
+from integrations.locks import provider_lock
+from smm import tasks
 from smm.models import SMMService
 
 from .conftest import PANEL_URL
@@ -15,12 +16,12 @@ pytestmark = pytest.mark.django_db
 
 def test_a_second_poll_of_one_provider_waits_for_the_first(make_provider):
     provider = make_provider()
-    with services.provider_lock(provider.pk, "poll") as held:
+    with provider_lock(provider.pk, "poll") as held:
         assert held
         assert tasks.poll_provider_orders.apply(args=[provider.pk]).get() == "locked"
-        with services.provider_lock(provider.pk, "poll") as again:
+        with provider_lock(provider.pk, "poll") as again:
             assert not again
-    with services.provider_lock(provider.pk, "poll") as free:
+    with provider_lock(provider.pk, "poll") as free:
         assert free  # released
 
 

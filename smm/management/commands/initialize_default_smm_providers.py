@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from smm.services import DEFAULT_PROVIDERS, initialize_default_providers
+from smm.providers import DEFAULT_PROVIDERS, initialize_default_providers
 
 
 class Command(BaseCommand):

@@ -1,10 +1,10 @@
 """`Prefetcher`: provider calls made one after another on a helper thread, ahead of the caller.
 
-A bulk job that asks a provider about many batches (the SMM poll) would otherwise leave the
-network idle while it writes what it got, and the provider idle while it waits for us. The helper
-makes the calls strictly one at a time, in order, as a plain loop would (a provider sees no more
-load than before), while the caller reads, applies and writes the answers it already has. It runs
-ahead by at most `depth` answers, so memory stays bounded when the caller is the slower side.
+The SMM poll (smm.polling), which asks a panel about many batches of orders, would otherwise
+leave the network idle while it writes what it got, and the panel idle while it waits for us. The
+helper makes the calls strictly one at a time, in order, as a plain loop would (the panel sees no
+more load than before), while the caller reads, applies and writes the answers it already has. It
+runs ahead by at most `depth` answers, so memory stays bounded when the caller is the slower side.
 
 The helper thread must not touch the database (Django's connections are per thread): give it the
 network part only, wrapped with `ProviderClient.carry()` so that its log rows join the caller's

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from integrations.prefetch import Prefetcher
+from smm.prefetch import Prefetcher
 
 
 class Recorder:

@@ -1,0 +1,340 @@
+"""SMM orders: validation, the local row written before any call (idempotency key), the one
+`add` sent to the panel (`unknown` when its outcome is lost, never re-sent), the operator's
+resolution, one order's refresh, refills, cancel and cleanup.
+
+Each state change is a conditional update along SMMOrder.TRANSITIONS; the many-orders status poll
+is in smm.polling.
+"""
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from integrations.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderProtocolError,
+    ProviderUnavailable,
+    ProviderValidationError,
+    UnknownOutcome,
+)
+from integrations.models import Status
+
+from .models import FINAL_STATES, OPEN_STATES, OrderStatus, SMMOrder, SMMRefill
+
+logger = logging.getLogger("smm")
+S = OrderStatus
+STALE_SUBMISSION = timedelta(minutes=10)
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before for a different request."""
+
+
+QUANTITY_TYPES = {"default", "mentions with hashtags", "mentions hashtag", "mentions user followers",
+                  "mentions media likers", "comment likes", "poll"}
+REQUIRED_BY_TYPE = {
+    "custom comments": ("comments",),
+    "custom comments package": ("comments",),
+    "custom replies": ("comments",),
+    "mentions with hashtags": ("usernames", "hashtags"),
+    "mentions custom list": ("usernames",),
+    "mentions hashtag": ("hashtag",),
+    "mentions user followers": ("username",),
+    "mentions media likers": ("media",),
+    "comment likes": ("username",),
+    "seo": ("keywords",),
+    "poll": ("answer_number",),
+    "subscriptions": ("username", "min", "max"),
+}
+EXTRA_FIELDS = ("comments", "usernames", "hashtags", "hashtag", "username", "media", "keywords", "answer_number",
+                "min", "max", "posts", "old_posts", "delay", "expiry")
+SUBSCRIPTION_DELAYS = (0, 5, 10, 15, 30, 60, 90)
+
+
+def _lines(value):
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        items = [str(v) for v in value]
+    else:
+        items = str(value).replace("\r\n", "\n").split("\n")
+    return [line.strip() for line in items if str(line).strip()]
+
+
+def _fingerprint(provider, service, data):
+    body = json.dumps({"provider": provider.pk, "service": service.pk, **data}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def validate_order(user, provider, service, data):
+    """Return the cleaned order fields or raise ValidationError({field: [messages]})."""
+    errors = {}
+    if provider.integration.owner_id != user.pk:
+        raise ValidationError({"provider": [_("Unknown provider.")]})
+    if provider.integration.status != Status.ACTIVE:
+        errors["provider"] = [_("This provider is not active.")]
+    if service.provider_id != provider.pk:
+        raise ValidationError({"service": [_("This service does not belong to the chosen provider.")]})
+    if not service.is_active:
+        errors["service"] = [_("This service is no longer offered by the panel.")]
+    kind = (service.type or "default").strip().lower()
+    clean = {"link": (data.get("link") or "").strip(), "quantity": None, "runs": None, "interval": None, "extra": {}}
+    if kind != "subscriptions":
+        try:
+            URLValidator(schemes=["http", "https"])(clean["link"])
+        except ValidationError:
+            errors["link"] = [_("Enter a valid link (http or https URL).")]
+    for name in REQUIRED_BY_TYPE.get(kind, ()):
+        value = data.get(name)
+        if value in (None, "", []):
+            errors[name] = [_("This field is required for services of type “%(type)s”.") % {"type": service.type}]
+    for name in EXTRA_FIELDS:
+        value = data.get(name)
+        if value not in (None, "", []):
+            clean["extra"][name] = "\n".join(_lines(value)) if name in ("comments", "usernames") else value
+    quantity = data.get("quantity")
+    if kind in ("custom comments", "custom replies", "mentions custom list"):
+        quantity = len(_lines(data.get("comments") if "comments" in kind or "replies" in kind
+                              else data.get("usernames")))
+        quantity = quantity or None
+    if kind in QUANTITY_TYPES or (kind not in REQUIRED_BY_TYPE and kind != "package"):
+        if quantity in (None, ""):
+            errors["quantity"] = [_("This field is required.")]
+    if quantity not in (None, "") and kind not in ("package", "subscriptions"):
+        try:
+            quantity = int(quantity)
+        except (TypeError, ValueError):
+            errors["quantity"] = [_("A whole number is required.")]
+        else:
+            if not service.min_quantity <= quantity <= service.max_quantity:
+                field = "comments" if kind in ("custom comments", "custom replies") else "quantity"
+                errors[field] = [_("The quantity must be between %(min)s and %(max)s for this service.")
+                                 % {"min": service.min_quantity, "max": service.max_quantity}]
+            clean["quantity"] = quantity
+    if kind == "subscriptions" and "min" not in errors and "max" not in errors:
+        try:
+            low, high = int(data["min"]), int(data["max"])
+        except (TypeError, ValueError):
+            errors["min"] = [_("A whole number is required.")]
+        else:
+            if low > high or low < service.min_quantity or high > service.max_quantity:
+                errors["max"] = [_("The quantity must be between %(min)s and %(max)s for this service.")
+                                 % {"min": service.min_quantity, "max": service.max_quantity}]
+        delay = data.get("delay")
+        if delay not in (None, "") and str(delay) not in {str(d) for d in SUBSCRIPTION_DELAYS}:
+            errors["delay"] = [_("Choose one of 0, 5, 10, 15, 30, 60 or 90 minutes.")]
+    runs, interval = data.get("runs"), data.get("interval")
+    if runs not in (None, "") or interval not in (None, ""):
+        if kind != "default":
+            errors["runs"] = [_("Drip-feed is only available for services of type Default.")]
+        elif runs in (None, "") or interval in (None, ""):
+            errors["runs"] = [_("Drip-feed needs both runs and interval.")]
+        else:
+            try:
+                clean["runs"], clean["interval"] = int(runs), int(interval)
+                if clean["runs"] < 1 or clean["interval"] < 1:
+                    raise ValueError
+            except (TypeError, ValueError):
+                errors["runs"] = [_("Runs and interval must be positive whole numbers.")]
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+def place_order(user, *, provider, service, data, idempotency_key=""):
+    """Validate and write the local order row (before any call to the panel).
+
+    Returns (order, created). The same idempotency key returns the same order; the same key with a
+    different request raises IdempotencyConflict."""
+    key = (idempotency_key or "").strip()[:255]
+    fingerprint = _fingerprint(provider, service, data)
+    if key:
+        existing = SMMOrder.objects.filter(owner=user, idempotency_key=key).first()
+        if existing:
+            if existing.request_fingerprint != fingerprint:
+                raise IdempotencyConflict(key)
+            return existing, False
+    clean = validate_order(user, provider, service, data)
+    estimate = None
+    if clean["quantity"] is not None:
+        estimate = (service.rate * clean["quantity"] * (clean["runs"] or 1) / 1000).quantize(Decimal("0.00001"))
+    elif service.type.lower() == "package":
+        estimate = service.rate
+    try:
+        with transaction.atomic():
+            order = SMMOrder.objects.create(
+                owner=user, provider=provider, service=service, link=clean["link"], quantity=clean["quantity"],
+                runs=clean["runs"], interval=clean["interval"], extra=clean["extra"], charge=estimate,
+                currency=provider.currency, idempotency_key=key, request_fingerprint=fingerprint,
+            )
+    except IntegrityError:
+        # A concurrent request with the same key won the race: hand back its order.
+        existing = SMMOrder.objects.filter(owner=user, idempotency_key=key).first()
+        if existing is None:
+            raise
+        if existing.request_fingerprint != fingerprint:
+            raise IdempotencyConflict(key) from None
+        return existing, False
+    return order, True
+
+
+def _may_have_been_accepted(exc):
+    """After sending an `add`: could the panel have taken the order despite this error?"""
+    if isinstance(exc, UnknownOutcome):
+        return True
+    if isinstance(exc, ProviderAuthError | ProviderValidationError):
+        return False
+    if isinstance(exc, ProviderProtocolError):
+        return True  # it answered something unreadable after receiving the order
+    if isinstance(exc, ProviderUnavailable):
+        return exc.status_code is not None  # a 5xx may come from a proxy after the panel acted
+    return False
+
+
+def submit_order(order):
+    """Send a created order to the panel exactly once. A timeout leaves it `unknown` (never re-sent)."""
+    order = SMMOrder.objects.select_related("provider__integration", "service").get(pk=order.pk)
+    if not order.transition(S.SUBMITTING):
+        return order  # already sent (or being sent) by someone else
+    service = order.service
+    try:
+        external_id = order.provider.adapter.add(
+            service.type, service=service.service_id, link=order.link, quantity=order.quantity,
+            runs=order.runs, interval=order.interval, **order.extra,
+        )
+    except ProviderError as exc:
+        if _may_have_been_accepted(exc):
+            order.transition(S.UNKNOWN, error=str(exc)[:2000])
+            logger.warning("SMM order %s outcome unknown after add: %s", order.pk, exc)
+        else:
+            order.transition(S.FAILED, error=str(exc)[:2000], completed_at=timezone.now())
+        return order
+    order.transition(S.PENDING, external_order_id=external_id, submitted_at=timezone.now(), error="")
+    return order
+
+
+def resolve_unknown(order, *, external_order_id="", mark_failed=False, note=""):
+    """Operator's decision for an `unknown` order: the panel's order id from its history, or failed."""
+    order.refresh_from_db()
+    if order.status != S.UNKNOWN:
+        raise ValidationError(_("Only orders under review can be resolved."))
+    if mark_failed:
+        message = note or _("Marked as failed by an operator: the panel has no such order.")
+        return order.transition(S.FAILED, error=message, completed_at=timezone.now())
+    external_order_id = str(external_order_id).strip()
+    if not external_order_id:
+        raise ValidationError({"external_order_id": [_("Enter the panel's order id.")]})
+    taken = SMMOrder.objects.filter(provider=order.provider_id, external_order_id=external_order_id).exclude(
+        pk=order.pk
+    )
+    if taken.exists():
+        raise ValidationError({"external_order_id": [_("Another order already has this panel order id.")]})
+    return order.transition(S.PENDING, external_order_id=external_order_id, submitted_at=timezone.now(), error="")
+
+
+def mark_stale_submissions(older_than=STALE_SUBMISSION):
+    """A worker that died between claiming and recording an `add` leaves `submitting`: under review."""
+    cutoff = timezone.now() - older_than
+    return SMMOrder.objects.filter(status=S.SUBMITTING, updated_at__lt=cutoff).update(
+        status=S.UNKNOWN, error=_("The submission was interrupted; check the panel's order history."),
+        updated_at=timezone.now(),
+    )
+
+
+def refresh_order(order):
+    """One order's status now (admin action, API detail refresh)."""
+    if not order.external_order_id or order.status not in OPEN_STATES:
+        return order
+    answer = order.provider.adapter.status(order.external_order_id)
+    if answer.status is None:
+        SMMOrder.objects.filter(pk=order.pk).update(error=answer.error[:2000], last_checked_at=timezone.now())
+        return order
+    fields = {"last_checked_at": timezone.now(), "error": ""}
+    for name in ("charge", "start_count", "remains"):
+        if getattr(answer, name) is not None:
+            fields[name] = getattr(answer, name)
+    if answer.status in FINAL_STATES:
+        fields["completed_at"] = timezone.now()
+    if answer.status == order.status:
+        SMMOrder.objects.filter(pk=order.pk).update(**fields)
+    else:
+        order.transition(answer.status, **fields)
+    order.refresh_from_db()
+    return order
+
+
+def refill_order(order):
+    """Ask the panel to refill a completed or partial order; returns the SMMRefill row."""
+    if order.status not in (S.COMPLETED, S.PARTIAL):
+        raise ValidationError(_("Only completed or partial orders can be refilled."))
+    if not order.service.refill:
+        raise ValidationError(_("This service offers no refill."))
+    refill = SMMRefill.objects.create(order=order)
+    try:
+        refill.external_refill_id = order.provider.adapter.refill(order.external_order_id)
+        refill.status = SMMRefill.Status.PENDING
+    except UnknownOutcome as exc:
+        refill.status, refill.error = SMMRefill.Status.UNKNOWN, str(exc)
+    except ProviderValidationError as exc:
+        refill.status, refill.error = SMMRefill.Status.REJECTED, str(exc)
+    except ProviderError as exc:
+        refill.status, refill.error = SMMRefill.Status.FAILED, str(exc)
+        refill.save()
+        raise
+    refill.save()
+    return refill
+
+
+def poll_refills(provider):
+    refills = list(SMMRefill.objects.filter(order__provider=provider, status__in=SMMRefill.OPEN)
+                   .exclude(external_refill_id=""))
+    if not refills:
+        return 0
+    answers = provider.adapter.refill_statuses([r.external_refill_id for r in refills])
+    now = timezone.now()
+    for refill in refills:
+        answer = answers.get(refill.external_refill_id)
+        refill.last_checked_at = refill.updated_at = now
+        if isinstance(answer, Exception):
+            refill.error = str(answer)
+        elif answer:
+            refill.status = answer
+    SMMRefill.objects.filter(status__in=SMMRefill.OPEN).bulk_update(
+        refills, ["status", "error", "last_checked_at", "updated_at"]
+    )
+    return len(refills)
+
+
+def cancel_order(order):
+    """Ask the panel to cancel; the status becomes Canceled when the panel says so (next poll)."""
+    if order.status not in OPEN_STATES:
+        raise ValidationError(_("Only pending or running orders can be canceled."))
+    if not order.service.cancel:
+        raise ValidationError(_("This service cannot be canceled."))
+    result = order.provider.adapter.cancel([order.external_order_id]).get(order.external_order_id)
+    if isinstance(result, Exception):
+        raise ValidationError(str(result))
+    if result is None:
+        raise ProviderProtocolError(_("The panel did not answer for this order."))
+    now = timezone.now()
+    SMMOrder.objects.filter(pk=order.pk).update(cancel_requested_at=now, updated_at=now)
+    order.cancel_requested_at = now
+    return order
+
+
+def cleanup_orders(days=180):
+    """Delete finished orders (and their refills) older than `days`."""
+    cutoff = timezone.now() - timedelta(days=days)
+    old = SMMOrder.objects.filter(status__in=FINAL_STATES, updated_at__lt=cutoff)
+    SMMRefill.objects.filter(order__in=old).delete()
+    deleted, _detail = old.delete()
+    return deleted
