@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils.translation import gettext_lazy as _
 
-from integrations.adapters import Adapter, CredentialField, ProviderMeta
+from integrations.adapters import CredentialField, ProviderMeta
 from integrations.errors import (
     ProviderAuthError,
     ProviderProtocolError,
@@ -23,6 +23,8 @@ from integrations.errors import (
     UnknownOutcome,
 )
 from integrations.http import raise_for_response
+
+from .interface import SmmPanel
 
 BATCH = 100  # ids per multi-status / multi-refill / cancel call
 
@@ -156,7 +158,7 @@ def _html_title(text):
     return " ".join((match.group(1) or match.group(2)).split())[:120] if match else ""
 
 
-class PanelV2(Adapter):
+class PanelV2(SmmPanel):
     meta = ProviderMeta(
         label="SMM panel (API v2)",
         kind="smm",
