@@ -1,24 +1,53 @@
-import ipaddress
-import socket
+"""A provider's URL, checked when it is saved (the transports check the address again when they
+connect: see `integrations.addresses`)."""
+
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.utils.deconstruct import deconstructible
 from django.utils.translation import gettext as _
 
+from . import addresses, errors
 
-def validate_provider_url(value):
-    """A provider's base URL: http(s), well formed, and (outside sandbox mode) not a private address."""
-    URLValidator(schemes=["http", "https"])(value)
-    if getattr(settings, "PROVIDER_URL_ALLOW_PRIVATE", False):
-        return
-    host = urlsplit(value).hostname or ""
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except socket.gaierror:
-        return  # unresolvable now; the health check will say so
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved:
-            raise ValidationError(_("The provider URL points at a private or local address."), code="private")
+# One scheme per transport of the core: HTTP(S) and SOAP, FTP(S), WebSocket, SMTP (S3 is HTTPS).
+TRANSPORT_SCHEMES = ("http", "https", "ftp", "ftps", "ws", "wss", "smtp", "smtps")
+DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ftps": 21, "ws": 80, "wss": 443, "smtp": 25, "smtps": 465}
+
+
+@deconstructible
+class ProviderURLValidator:
+    """Well formed, of an allowed scheme, with nothing a URL parser could read two ways (a
+    backslash, credentials before an `@`, control characters or spaces), and, unless private
+    addresses are allowed, a host name that resolves to public addresses only."""
+
+    def __init__(self, schemes=TRANSPORT_SCHEMES):
+        self.schemes = tuple(schemes)
+
+    def __call__(self, value):
+        value = str(value)
+        # urllib3 connects to the host before a backslash while urlsplit reads the host after an
+        # "@": refuse anything two parsers could disagree about.
+        if "\\" in value or any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
+            raise ValidationError(_("The provider URL may not contain backslashes, spaces or control characters."),
+                                  code="invalid")
+        URLValidator(schemes=list(self.schemes))(value)
+        parts = urlsplit(value)
+        if "@" in parts.netloc:
+            raise ValidationError(_("Put the provider's credentials in its credentials, not in the URL."),
+                                  code="userinfo")
+        if addresses.private_allowed():
+            return
+        try:
+            addresses.resolve(parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme, 443))
+        except errors.ForbiddenDestination:
+            raise ValidationError(_("The provider URL points at a private or local address."), code="private") from None
+        except errors.ProviderError:
+            raise ValidationError(_("The provider's host name could not be resolved."), code="unresolved") from None
+
+    def __eq__(self, other):
+        return isinstance(other, ProviderURLValidator) and self.schemes == other.schemes
+
+
+validate_provider_url = ProviderURLValidator()
+validate_http_provider_url = ProviderURLValidator(schemes=("http", "https"))

@@ -1,6 +1,6 @@
 """SMM polling: every open order of a panel asked about in batches of BATCH, the calls made one at
 a time on a helper thread ahead of the writes (smm.prefetch), the answers written in bulk with the
-calls' log rows."""
+calls' log rows (`HeldCalls`)."""
 
 import collections
 import json
@@ -8,6 +8,8 @@ import time
 
 from django.db import connection, transaction
 from django.utils import timezone
+
+from integrations.tracing import write_records
 
 from .models import FINAL_STATES, OPEN_STATES, SMMOrder
 from .panel import BATCH
@@ -48,6 +50,30 @@ class _Polled:
         return tuple(getattr(self, field) for field in WRITTEN_FIELDS) != self.read
 
 
+class HeldCalls:
+    """The records of a client's calls, held (instead of one transaction each) until `flush()`
+    writes them, in the caller's transaction; whatever is held when the block ends is written, also
+    after an error. A deque, so that the poll's fetching thread appends while the poll takes."""
+
+    def __init__(self, client):
+        self.tracer = client.tracer
+        self.held = collections.deque()
+
+    def __enter__(self):
+        self.tracer.sink = self.held.append
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.flush()
+        finally:
+            self.tracer.sink = None
+
+    def flush(self):
+        # popleft, not a copy and a clear: the fetching thread may append meanwhile.
+        return write_records(self.tracer.integration, [self.held.popleft() for _ in range(len(self.held))])
+
+
 def poll_orders(provider, *, batch=BATCH):
     """Ask the panel about every open order: ceil(N/100) calls, made one at a time; the answers are
     written in bulk, a few calls' worth per transaction, with the calls' log rows."""
@@ -60,7 +86,7 @@ def poll_orders(provider, *, batch=BATCH):
     def flush():
         nonlocal flushed_at
         with transaction.atomic():
-            client.flush_records()
+            calls.flush()
             _write_polled(pending)
         pending.clear()
         flushed_at = time.monotonic()
@@ -74,13 +100,12 @@ def poll_orders(provider, *, batch=BATCH):
             queued.append((chunk, ids))
             ahead.put(ids)
 
-    with client.deferred_records():
+    with HeldCalls(client) as calls:
         # The calls run on a helper thread, one at a time and in order, up to POLL_FLUSH_CALLS
         # answers ahead: the panel's latency and our own reading, writing and loading of the next
         # page of orders overlap instead of adding up. A panel sees the same single stream of calls
-        # as from a plain loop.
-        fetch = client.carry(adapter.fetch_statuses)
-        with Prefetcher(fetch, depth=POLL_FLUSH_CALLS, name="smm-poll") as ahead:
+        # as from a plain loop. The thread touches no database: its records go to `calls`.
+        with Prefetcher(adapter.fetch_statuses, depth=POLL_FLUSH_CALLS, name="smm-poll") as ahead:
             try:
                 queue_more(ahead, 1)  # the first call goes out before the next page is read
                 queue_more(ahead, POLL_FLUSH_CALLS)

@@ -7,8 +7,7 @@ more load than before), while the caller reads, applies and writes the answers i
 runs ahead by at most `depth` answers, so memory stays bounded when the caller is the slower side.
 
 The helper thread must not touch the database (Django's connections are per thread): give it the
-network part only, wrapped with `ProviderClient.carry()` so that its log rows join the caller's
-deferred block.
+network part only, on a client whose call records are held for the caller (`polling.HeldCalls`).
 """
 
 import queue

@@ -8,15 +8,18 @@ import responses
 
 from integrations import errors
 from integrations.http import ProviderClient
-from integrations.models import IntegrationLog
+from integrations.models import ExternalIntegration, IntegrationLog, Kind
 from smm.polling import HeldCalls
 
 BASE = "https://echo.provider.test/api/"
 
 
 @pytest.fixture
-def provider(make_provider):
-    return make_provider(base_url=BASE, configuration={"backoff": 0})
+def provider(db):
+    return ExternalIntegration.objects.create(
+        kind=Kind.SMM, code="panel_v2", name="held", display_name="Held", base_url=BASE,
+        configuration={"backoff": 0}, credentials={"api_key": "sk_live_ABCDEF123456"},
+    )
 
 
 @responses.activate
