@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from integrations.validators import validate_provider_url
+from integrations.validators import validate_http_provider_url
 
 from .models import SMMOrder, SMMProvider, SMMRefill, SMMService
 from .providers import SMM_CODES
@@ -81,7 +81,7 @@ class LinesField(serializers.Field):
 class ProviderInputSerializer(serializers.Serializer):
     name = serializers.SlugField(max_length=100)
     displayName = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    apiUrl = serializers.CharField(max_length=500, validators=[validate_provider_url])
+    apiUrl = serializers.CharField(max_length=500, validators=[validate_http_provider_url])
     apiKey = serializers.CharField(max_length=500, write_only=True)
     priority = serializers.IntegerField(min_value=0, max_value=32767, required=False)
     code = serializers.ChoiceField(choices=SMM_CODES, required=False,
