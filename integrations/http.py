@@ -19,6 +19,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 from . import addresses, errors
 from .models import Transport
+from .redaction import MASK
 from .tracing import Tracer
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -207,6 +208,7 @@ class ProviderClient:
                 # The connection broke after the request went out: as uncertain as a read timeout.
                 raise call.fail(errors.UnknownOutcome(f"The connection to {name} broke: {_short(exc)}"),
                                 code="connection") from exc
+            _scrub(response, self.tracer.secrets)
             status = response.status_code
             call.response(lambda: response.text, status=status, content_type=response.headers.get("Content-Type", ""),
                           headers=lambda: dict(response.headers),
@@ -222,6 +224,22 @@ class ProviderClient:
                 self._endpoints.clear()
             endpoint = self._endpoints[url] = requests.Request(method, url).prepare().url
         return endpoint
+
+
+def _scrub(response, secrets):
+    """Mask this row's secrets in the provider's answer before anyone reads it. A provider that
+    echoes the key back ("Invalid key sk_…", an HTML error page quoting the request) would otherwise
+    put it into error messages, stored errors, alerts and API answers: every reader downstream gets
+    the masked text, so none of them has to remember to redact."""
+    content = response.content
+    if not content or not secrets:
+        return
+    for secret in secrets:
+        if len(secret) >= 4:
+            raw = secret.encode()
+            if raw in content:
+                content = content.replace(raw, MASK.encode())
+    response._content = content
 
 
 def _short(exc):

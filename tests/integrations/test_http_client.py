@@ -220,3 +220,18 @@ def test_successful_calls_on_a_closed_circuit_do_not_write_the_cache(provider):
         client.request("GET", "a")
         assert delete_many.call_count == 1
     assert client.breaker.state == "closed"
+
+
+@responses.activate
+def test_a_key_echoed_by_the_provider_is_masked_before_anyone_reads_the_answer(provider):
+    """A provider quoting our key back (in JSON, in an HTML error page) never hands it to the caller,
+    so no error message, stored error or API answer built from the answer can hold it."""
+    responses.post(BASE + "orders", json={"error": "Invalid key sk_live_ABCDEF123456"}, status=401)
+    responses.post(BASE + "page", body="<html><h1>Bad key whsec_TOPSECRET99</h1></html>", status=200,
+                   content_type="text/html")
+    client = ProviderClient(provider)
+    with pytest.raises(errors.ProviderAuthError) as info:
+        client.request("POST", "orders", data={"x": 1})
+    assert "sk_live_ABCDEF123456" not in str(info.value) and "[REDACTED]" in str(info.value)
+    page = client.request("POST", "page")
+    assert "whsec_TOPSECRET99" not in page.text and "Bad key" in page.text
