@@ -59,13 +59,13 @@ def main():
 
 
 def send_startup_tasks(addr, wait=30.0):
-    """Once the web server answers (the simulators live there), queue the jobs of STARTUP_TASKS."""
+    """Once the web server answers (the simulators live there), queue the domain apps' start-up jobs
+    (their `startup_tasks` declarations, see integrations.domain)."""
     import socket
 
     import django
 
     from eishro.celery import app
-    from eishro.schedule import STARTUP_TASKS
 
     host, _, port = addr.rpartition(":")
     deadline = time.time() + wait
@@ -76,13 +76,16 @@ def send_startup_tasks(addr, wait=30.0):
         except OSError:
             time.sleep(0.5)
     try:
-        django.setup()  # the result backend is a Django model
-        for name in STARTUP_TASKS:
+        django.setup()  # the result backend is a Django model, and the declarations are the apps'
+        from integrations.domain import startup_tasks
+
+        names = startup_tasks()
+        for name in names:
             app.send_task(name)
     except Exception as exc:  # noqa: BLE001 - a convenience only: never stop the three processes for it
         print(f"eishro: could not queue the start-up jobs: {exc}", flush=True)
         return
-    print(f"eishro: queued {', '.join(STARTUP_TASKS)}", flush=True)
+    print(f"eishro: queued {', '.join(names) or 'nothing'}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,17 @@
 """Adapters: one class per provider, behind one interface per domain.
 
-The registry is data: each app's AppConfig declares `adapters = {code: "dotted.path.Class"}` and
-the classes are imported only when a row needs one. A class carries its metadata (label, kind,
-credential fields and which of them are secret, health check, timeout), and the admin, the
-redaction and the health checks read it from there.
+The registry is data: each domain app's config (`integrations.domain.DomainConfig`) declares
+`adapters = {code: "dotted.path.Class"}` and the classes are imported only when a row needs one. A
+class carries its metadata (label, kind, credential fields and which of them are secret, health
+check, timeout), and the admin, the redaction and the health checks read it from there.
 """
 
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from django.apps import apps
 from django.utils.module_loading import import_string
 
+from .domain import domain_configs
 from .errors import UnknownAdapter
 
 
@@ -41,6 +41,7 @@ class ProviderMeta:
     health: HealthCheck = field(default_factory=HealthCheck)
     timeout: float = 10.0
     sandbox_path: str = ""  # path under SANDBOX_BASE_URL that the demo data points this code at
+    schemes: tuple[str, ...] = ("http", "https")  # what its base URL may start with: its transport's
 
     @property
     def secret_fields(self):
@@ -93,8 +94,8 @@ class Adapter:
 
 def registered_codes():
     codes = {}
-    for config in apps.get_app_configs():
-        codes.update(getattr(config, "adapters", {}))
+    for config in domain_configs():
+        codes.update(config.adapters)
     return codes
 
 

@@ -1,13 +1,17 @@
-from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from .domain import DAY, DomainConfig
 
-class IntegrationsConfig(AppConfig):
+
+class IntegrationsConfig(DomainConfig):
     name = "integrations"
     verbose_name = _("Integrations")
     default_auto_field = "django.db.models.BigAutoField"
-    # code -> dotted path of the adapter class; every app declares its own (see integrations.adapters).
-    adapters = {}
+    schedule = {
+        "IntegrationLog partitions ahead and retention": ("integrations.tasks.maintain_log_partitions", DAY, {}),
+    }
+    # Fault injection and the generic health endpoint shared by every domain's simulators.
+    sandbox_urls = "integrations.sandbox"
 
     def ready(self):
         from django.db.models.signals import post_migrate

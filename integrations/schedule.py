@@ -1,20 +1,29 @@
+"""The beat schedule in the database: the sum of the domain apps' declarations (`integrations.domain`).
+
+`install_schedules` (run after every migrate) creates the missing rows in django-celery-beat's
+tables and leaves existing ones alone, so an operator's edits in the admin (interval, enabled,
+arguments) survive deploys.
+"""
+
+import json
+
 from django.db import transaction
+
+from .domain import beat_schedule
 
 
 def install_schedules(schedule=None, verbosity=1, stdout=None):
     """Create missing periodic tasks; never overwrite what operators changed. Returns names created."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
 
-    from eishro.schedule import BEAT_SCHEDULE
-
+    if schedule is None:
+        schedule = beat_schedule()
     created = []
     with transaction.atomic():
-        for name, (task, every, kwargs) in (schedule or BEAT_SCHEDULE).items():
+        for name, (task, every, kwargs) in schedule.items():
             if PeriodicTask.objects.filter(name=name).exists():
                 continue
             interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
-            import json
-
             PeriodicTask.objects.create(name=name, task=task, interval=interval, kwargs=json.dumps(kwargs))
             created.append(name)
         if created:

@@ -16,7 +16,6 @@ updated = this worker owns it; a second worker or a re-run does nothing), then:
 import logging
 from datetime import timedelta
 
-from django.apps import apps
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -25,6 +24,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from integrations.domain import domain_configs
 from integrations.models import ExternalIntegration, Health, Kind
 
 from . import fallbacks
@@ -268,14 +268,11 @@ def retry_failed(max_age=timedelta(hours=1)):
 
 
 def affected_owners(integration):
-    """Users with open work on `integration`: every AppConfig may define `affected_owners(integration)`."""
+    """Users with open work on `integration`: the sum of every domain app's `affected_owners`."""
     users = {}
-    for config in apps.get_app_configs():
-        hook = getattr(config, "affected_owners", None)
-        if not callable(hook):
-            continue
+    for config in domain_configs():
         try:
-            for user in hook(integration) or ():
+            for user in config.affected_owners(integration) or ():
                 users[user.pk] = user
         except Exception:
             log.exception("%s.affected_owners failed", config.label)

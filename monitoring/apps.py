@@ -1,13 +1,18 @@
-from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from integrations.domain import DAY, MINUTE, DomainConfig
 
-class MonitoringConfig(AppConfig):
+
+class MonitoringConfig(DomainConfig):
     name = "monitoring"
     verbose_name = _("Monitoring")
     default_auto_field = "django.db.models.BigAutoField"
-    # code -> dotted path of the adapter class (see integrations.adapters).
-    adapters = {}
+    schedule = {
+        "Health checks of every active provider": ("monitoring.tasks.run_health_round", MINUTE, {}),
+        "Monitoring alert delivery": ("monitoring.tasks.deliver_alerts", MINUTE, {}),
+        "Health check retention": ("monitoring.tasks.prune_health_checks", DAY, {}),
+    }
+    api_urls = "monitoring.api_urls"
 
     def load_demo(self, merchant=None, stdout=None):
         """Seed the fallback table and the alert routing defaults (idempotent)."""

@@ -4,10 +4,10 @@ Response-time sparklines are drawn server-side as inline SVG: no JavaScript, no 
 vendor, and they render the same in every browser and in a screenshot.
 """
 
+import logging
 from collections import defaultdict
 from datetime import timedelta
 
-from django.apps import apps
 from django.conf import settings
 from django.db.models import Avg, Count, Q
 from django.db.models.functions import TruncHour
@@ -17,9 +17,12 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from integrations.domain import domain_configs
 from integrations.models import ExternalIntegration, IntegrationLog, Kind
 
 from .models import CheckStatus, FallbackActivation, Incident, StatusChange
+
+log = logging.getLogger(__name__)
 
 COLOURS = {
     "healthy": "#1a7f37",
@@ -78,26 +81,16 @@ def sparkline(buckets, now, status):
     )
 
 
-def smm_stats(since):
-    """SMM order volumes and failures of the last 24 hours, when the smm app has orders."""
-    if not apps.is_installed("smm"):
-        return None
-    try:
-        Order = apps.get_model("smm", "SMMOrder")
-    except LookupError:
-        return None
-    fields = {f.name for f in Order._meta.get_fields()}
-    if "status" not in fields:
-        return None
-    date_field = next((f for f in ("created_at", "created", "submitted_at") if f in fields), None)
-    queryset = Order.objects.all()
-    if date_field:
-        queryset = queryset.filter(**{f"{date_field}__gte": since})
-    failed_states = ["failed", "error"]
-    totals = queryset.aggregate(total=Count("pk"), failed=Count("pk", filter=Q(status__in=failed_states)))
-    labels = dict(Order._meta.get_field("status").choices or ())
-    by_status = queryset.values_list("status").annotate(n=Count("pk")).order_by()
-    return {**totals, "by_status": sorted((str(labels.get(s, s)), n) for s, n in by_status)}
+def figure_blocks(since):
+    """Every domain app's dashboard figures (its `dashboard_figures` declaration) for the period from
+    `since`. One app's failure costs only its own boxes, never the dashboard."""
+    blocks = []
+    for config in domain_configs():
+        try:
+            blocks.extend(config.dashboard_figures(since) or ())
+        except Exception:
+            log.exception("%s.dashboard_figures failed", config.label)
+    return blocks
 
 
 def build(now=None):
@@ -178,7 +171,7 @@ def build(now=None):
         "hour_total": hour_totals[0],
         "hour_failed": hour_totals[1],
         "hour_rate": round(100 * hour_totals[1] / hour_totals[0], 1) if hour_totals[0] else None,
-        "smm": smm_stats(day_ago),
+        "figure_blocks": figure_blocks(day_ago),
         "refresh_seconds": int(getattr(settings, "MONITORING_DASHBOARD_REFRESH_SECONDS", 60)),
         "colours": COLOURS,
         "check_statuses": CheckStatus,

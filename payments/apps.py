@@ -1,10 +1,11 @@
-from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from integrations.domain import DomainConfig
 
-class PaymentsConfig(AppConfig):
+
+class PaymentsConfig(DomainConfig):
     name = "payments"
     verbose_name = _("Payments")
     default_auto_field = "django.db.models.BigAutoField"
-    # code -> dotted path of the adapter class (see integrations.adapters).
-    adapters = {}
+    # Declares nothing yet: its adapters, jobs, routes and figures come with its providers
+    # (see integrations.domain.DomainConfig).

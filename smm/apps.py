@@ -1,18 +1,28 @@
-from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from integrations.domain import HOUR, MINUTE, WEEK, DomainConfig
 
-class SmmConfig(AppConfig):
+
+class SmmConfig(DomainConfig):
     name = "smm"
     verbose_name = _("SMM panels")
     default_auto_field = "django.db.models.BigAutoField"
-    # code -> dotted path of the adapter class (see integrations.adapters).
     adapters = {
         "jap": "smm.panel.PanelV2",
         "smmkings": "smm.panel.PanelV2",
         "secsers": "smm.panel.PanelV2",
         "panel_v2": "smm.panel.PanelV2",
     }
+    schedule = {
+        "SMM service sync": ("smm.tasks.sync_all_services", HOUR, {}),
+        "SMM order status polling": ("smm.tasks.poll_all_orders", 5 * MINUTE, {}),
+        "SMM balances": ("smm.tasks.refresh_all_balances", HOUR, {}),
+        "SMM cleanup of old orders": ("smm.tasks.cleanup_old_orders", WEEK, {}),
+    }
+    # Catalogues and balances at once instead of after the first hourly run.
+    startup_tasks = ("smm.tasks.sync_all_services", "smm.tasks.refresh_all_balances")
+    sandbox_urls = "smm.sandbox"
+    api_urls = "smm.api_urls"
 
     def affected_owners(self, integration):
         """Merchants with unfinished orders on this panel: monitoring tells them when it goes down."""
@@ -44,3 +54,31 @@ class SmmConfig(AppConfig):
         created = SMMProvider.objects.filter(integration__owner=merchant).count() - before
         if stdout is not None:
             stdout.write(f"SMM: {created} panel(s) created for {merchant.username} (simulator at {base}/smm/).")
+
+    def dashboard_figures(self, since):
+        """Orders placed since `since`: how many, how many failed, and how many are in each status."""
+        from django.db.models import Count
+
+        from integrations.domain import Figure, FigureBlock
+
+        from .models import OrderStatus, SMMOrder
+
+        counts = dict(
+            SMMOrder.objects.filter(created_at__gte=since).values_list("status").annotate(n=Count("pk")).order_by()
+        )
+        failed = counts.get(OrderStatus.FAILED, 0)
+        tones = {OrderStatus.COMPLETED: "good", OrderStatus.UNKNOWN: "warn", OrderStatus.FAILED: "bad"}
+        return [
+            FigureBlock(
+                _("SMM orders"),
+                (Figure(_("Orders"), sum(counts.values())), Figure(_("Failed"), failed, "bad" if failed else "")),
+            ),
+            FigureBlock(
+                _("SMM orders by status"),
+                tuple(
+                    Figure(label, counts[value], tones.get(value, ""))
+                    for value, label in OrderStatus.choices
+                    if counts.get(value)
+                ),
+            ),
+        ]

@@ -103,18 +103,18 @@ def test_admin_pages_render(client, staff, world):
     assert incident.acknowledged_by == staff
 
 
-def test_smm_order_figures_are_read_when_the_smm_app_has_orders():
-    from datetime import timedelta
-
+def test_the_dashboard_shows_the_figures_each_domain_declares(client, staff, world, monkeypatch):
     from django.apps import apps
-    from django.utils import timezone
 
-    from monitoring.dashboard import smm_stats
+    from integrations.domain import Figure, FigureBlock
 
-    stats = smm_stats(timezone.now() - timedelta(days=1))
-    try:
-        apps.get_model("smm", "SMMOrder")
-    except LookupError:
-        assert stats is None
-    else:
-        assert stats == {"total": 0, "failed": 0, "by_status": []}
+    block = FigureBlock("Payments taken", (Figure("Captured", 7, "good"), Figure("Refused", 2, "bad")))
+    monkeypatch.setattr(apps.get_app_config("payments"), "dashboard_figures", lambda since: [block])
+    monkeypatch.setattr(apps.get_app_config("shipping"), "dashboard_figures", lambda since: 1 / 0)
+    client.force_login(staff)
+    html = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "<h3>Payments taken</h3>" in html
+    assert '<div class="mon-figure tone-good"><dt>Captured</dt><dd>7</dd></div>' in html
+    assert '<div class="mon-figure tone-bad"><dt>Refused</dt><dd>2</dd></div>' in html
+    assert "<h3>SMM orders</h3>" in html  # the smm app's own declaration, beside it
+    # the shipping app's failing hook cost only its own box: the dashboard rendered

@@ -1,6 +1,6 @@
 import pytest
 
-from eishro.schedule import BEAT_SCHEDULE
+from integrations.domain import beat_schedule
 from monitoring import tasks
 from monitoring.models import AlertDelivery, HealthCheck, Incident
 
@@ -8,7 +8,7 @@ from .conftest import script
 
 
 def test_the_beat_schedule_has_the_monitoring_jobs():
-    jobs = {task: every for task, every, _kwargs in BEAT_SCHEDULE.values()}
+    jobs = {task: every for task, every, _kwargs in beat_schedule().values()}
     assert jobs["monitoring.tasks.run_health_round"] == 60
     assert jobs["monitoring.tasks.deliver_alerts"] == 60
     assert jobs["monitoring.tasks.prune_health_checks"] == 86400

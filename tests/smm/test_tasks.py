@@ -4,7 +4,7 @@ import pytest
 import responses
 from celery.exceptions import Retry
 
-from eishro.schedule import BEAT_SCHEDULE
+from integrations.domain import beat_schedule
 from integrations.locks import provider_lock
 from smm import tasks
 from smm.models import SMMService
@@ -65,7 +65,7 @@ def test_fan_out_jobs_cover_active_providers_only(make_provider):
 
 
 def test_the_four_jobs_are_scheduled():
-    jobs = {task: every for task, every, _ in BEAT_SCHEDULE.values()}
+    jobs = {task: every for task, every, _ in beat_schedule().values()}
     assert jobs["smm.tasks.sync_all_services"] == 3600
     assert jobs["smm.tasks.poll_all_orders"] == 300
     assert jobs["smm.tasks.refresh_all_balances"] == 3600

@@ -1,11 +1,12 @@
 import os
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
+
+from integrations.domain import domain_configs
 
 ADMIN = ("admin", "admin")
 MERCHANT = "demo-merchant"
@@ -28,10 +29,8 @@ class Command(BaseCommand):
             admin.save()
         merchant, __ = User.objects.get_or_create(username=MERCHANT, defaults={"email": "merchant@localhost"})
         token, __ = Token.objects.get_or_create(user=merchant)
-        for config in apps.get_app_configs():
-            loader = getattr(config, "load_demo", None)
-            if loader:
-                loader(merchant=merchant, stdout=self.stdout)
+        for config in domain_configs():
+            config.load_demo(merchant=merchant, stdout=self.stdout)
         site = f"http://{os.environ.get('RUN_ADDR', '127.0.0.1:8000')}"  # where `make run` serves
         # An admin that existed before keeps its own password: never print one that does not work.
         password = ADMIN[1] if admin.check_password(ADMIN[1]) else _("(unchanged: set it with `changepassword`)")
