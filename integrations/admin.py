@@ -10,7 +10,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .adapters import UnknownAdapter, adapter_class, code_choices
-from .models import ExternalIntegration, IntegrationLog, StateTransition, Status, WebhookEvent
+from .models import ExternalIntegration, Fallback, IntegrationLog, StateTransition, Status, WebhookEvent
 
 MASK_PREFIX = "••••••"
 
@@ -205,6 +205,15 @@ class WebhookEventAdmin(admin.ModelAdmin):
         for pk in pks:
             process_webhook_event.delay(pk)
         self.message_user(request, _("%d event(s) queued again.") % len(pks), messages.SUCCESS)
+
+
+@admin.register(Fallback)
+class FallbackAdmin(admin.ModelAdmin):
+    """The seed's fallback table (see integrations.selection); Django's model permissions apply."""
+
+    list_display = ["code", "alternative", "position", "enabled"]
+    list_editable = ["position", "enabled"]
+    list_filter = ["code", "enabled"]
 
 
 @admin.register(StateTransition)

@@ -410,3 +410,25 @@ class StateTransition(models.Model):
     def delete(self, *args, **kwargs):
         raise AppendOnlyError(_("State history is append-only: rows cannot be deleted."))
 
+
+
+class Fallback(models.Model):
+    """The seed's fallback table: when `code` is down, `alternative` is offered instead (in order).
+    Read through `integrations.selection`; installed by a migration, edited by operators."""
+
+    code = models.CharField(_("provider"), max_length=50, help_text=_("Adapter code of the provider, e.g. moamalat."))
+    alternative = models.CharField(
+        _("alternative"), max_length=50, help_text=_("Adapter code or method offered instead, e.g. cash_on_delivery.")
+    )
+    position = models.PositiveSmallIntegerField(_("order"), default=1)
+    enabled = models.BooleanField(_("enabled"), default=True)
+
+    class Meta:
+        db_table = "monitoring_fallback"  # created by the monitoring app, where this table began
+        verbose_name = _("fallback")
+        verbose_name_plural = _("fallbacks")
+        ordering = ["code", "position", "alternative"]
+        constraints = [models.UniqueConstraint(fields=["code", "alternative"], name="fallback_unique_pair")]
+
+    def __str__(self):
+        return f"{self.code} → {self.alternative}"

@@ -7,7 +7,6 @@ from . import alerts
 from .models import (
     AlertDelivery,
     AlertRoute,
-    Fallback,
     FallbackActivation,
     HealthCheck,
     Incident,
@@ -127,13 +126,6 @@ class SupportTicketAdmin(admin.ModelAdmin):
         if obj.state == SupportTicket.State.CLOSED and not obj.closed_at:
             obj.closed_at = timezone.now()
         super().save_model(request, obj, form, change)
-
-
-@admin.register(Fallback)
-class FallbackAdmin(admin.ModelAdmin):
-    list_display = ["code", "alternative", "position", "enabled"]
-    list_editable = ["position", "enabled"]
-    list_filter = ["code", "enabled"]
 
 
 @admin.register(FallbackActivation)

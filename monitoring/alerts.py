@@ -24,6 +24,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from integrations import selection
 from integrations.domain import domain_configs
 from integrations.models import ExternalIntegration, Health, Kind
 
@@ -285,7 +286,7 @@ def notify_affected(incident):
     if not owners:
         return 0
     title = _("%(provider)s is unavailable") % {"provider": integration.display_name}
-    alternatives = fallbacks.configured_alternatives(integration.code)
+    alternatives = selection.configured_alternatives(integration.code)
     body = render_to_string(
         "monitoring/email/merchant_notice.txt",
         {"integration": integration, "incident": incident, "alternatives": alternatives},

@@ -15,10 +15,12 @@ class MonitoringConfig(DomainConfig):
     api_urls = "monitoring.api_urls"
 
     def load_demo(self, merchant=None, stdout=None):
-        """Seed the fallback table and the alert routing defaults (idempotent)."""
-        from .alerts import seed_routes
-        from .fallbacks import seed_defaults
+        """The seed's fallback table (if a migration has not installed it) and the alert routing
+        defaults (idempotent)."""
+        from integrations.selection import install_seed_table
 
-        fallbacks, routes = seed_defaults(), seed_routes()
+        from .alerts import seed_routes
+
+        fallbacks, routes = install_seed_table(), seed_routes()
         if stdout and (fallbacks or routes):
             stdout.write(f"Monitoring: {fallbacks} fallback(s), {routes} alert route(s) created.\n")

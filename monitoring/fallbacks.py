@@ -1,45 +1,22 @@
-"""Fallbacks: what domain services read to skip a provider that is down.
+"""Fallback activations: the log of every switch to a provider's alternatives.
 
-The table (`Fallback` rows, editable in the admin) is the seed's:
+The table and the choice of alternatives are the core's (`integrations.selection`, the seed's
 moamalat → cash_on_delivery, bank_transfer; amyal → darbsail, vanex; almadar → libyana,
-manual_verification. When a provider becomes unhealthy a `FallbackActivation` row is written (the
-log of every activation) and stays active until the provider answers again.
+manual_verification). Here, when a provider becomes unhealthy a `FallbackActivation` row is written
+and stays active until the provider answers again.
 
-Domain services ask:
   * `is_available(code)`       — False while a fallback is active for that provider code;
-  * `alternatives_for(code)`   — its enabled alternatives, in order, without those that are
-                                 themselves down;
+  * `alternatives_for(code)`   — the core's usable alternatives, without those whose own fallback
+                                 is active;
   * `active_fallbacks()`       — {code: [alternatives]} of everything currently switched.
 """
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import Fallback, FallbackActivation
+from integrations import selection
 
-SEED_TABLE = {
-    "moamalat": ["cash_on_delivery", "bank_transfer"],
-    "amyal": ["darbsail", "vanex"],
-    "almadar": ["libyana", "manual_verification"],
-}
-
-
-def seed_defaults():
-    """Create the seed's fallback rows that are missing; leaves operators' edits alone."""
-    created = 0
-    for code, alternatives in SEED_TABLE.items():
-        for position, alternative in enumerate(alternatives, start=1):
-            _, new = Fallback.objects.get_or_create(code=code, alternative=alternative, defaults={"position": position})
-            created += new
-    return created
-
-
-def configured_alternatives(code):
-    return list(
-        Fallback.objects.filter(code=code, enabled=True)
-        .order_by("position", "alternative")
-        .values_list("alternative", flat=True)
-    )
+from .models import FallbackActivation
 
 
 def _down_codes():
@@ -52,7 +29,7 @@ def is_available(code):
 
 def alternatives_for(code):
     down = _down_codes()
-    return [alt for alt in configured_alternatives(code) if alt not in down]
+    return [alt for alt in selection.alternatives_for(code) if alt not in down]
 
 
 def active_fallbacks():
@@ -68,7 +45,7 @@ def activate(integration, reason=""):
             return FallbackActivation.objects.create(
                 integration=integration,
                 code=integration.code,
-                alternatives=configured_alternatives(integration.code),
+                alternatives=selection.configured_alternatives(integration.code),
                 reason=reason,
             )
     except IntegrityError:

@@ -266,26 +266,6 @@ class SupportTicket(models.Model):
         return f"#{self.pk} {self.subject}"
 
 
-class Fallback(models.Model):
-    """The seed's fallback table: when `code` is down, `alternative` is offered instead (in order)."""
-
-    code = models.CharField(_("provider"), max_length=50, help_text=_("Adapter code of the provider, e.g. moamalat."))
-    alternative = models.CharField(
-        _("alternative"), max_length=50, help_text=_("Adapter code or method offered instead, e.g. cash_on_delivery.")
-    )
-    position = models.PositiveSmallIntegerField(_("order"), default=1)
-    enabled = models.BooleanField(_("enabled"), default=True)
-
-    class Meta:
-        verbose_name = _("fallback")
-        verbose_name_plural = _("fallbacks")
-        ordering = ["code", "position", "alternative"]
-        constraints = [models.UniqueConstraint(fields=["code", "alternative"], name="fallback_unique_pair")]
-
-    def __str__(self):
-        return f"{self.code} → {self.alternative}"
-
-
 class FallbackActivation(models.Model):
     """A provider is down: domain services skip it and use its alternatives until it is deactivated."""
 
