@@ -9,6 +9,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Avg, Count, Q
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -83,11 +84,13 @@ def sparkline(buckets, now, status):
 
 def figure_blocks(since):
     """Every domain app's dashboard figures (its `dashboard_figures` declaration) for the period from
-    `since`. One app's failure costs only its own boxes, never the dashboard."""
+    `since`. One app's failure costs only its own boxes, never the dashboard (nor, in a savepoint,
+    the transaction the page runs in)."""
     blocks = []
     for config in domain_configs():
         try:
-            blocks.extend(config.dashboard_figures(since) or ())
+            with transaction.atomic():
+                blocks.extend(config.dashboard_figures(since) or ())
         except Exception:
             log.exception("%s.dashboard_figures failed", config.label)
     return blocks
