@@ -40,6 +40,8 @@ class IntegrationLogSerializer(serializers.ModelSerializer):
             "id",
             "integration",
             "request_id",
+            "transport",
+            "operation",
             "endpoint",
             "method",
             "response_status",

@@ -32,7 +32,7 @@ class LogFilter(django_filters.FilterSet):
 
     class Meta:
         model = IntegrationLog
-        fields = ["integration", "status", "method", "since"]
+        fields = ["integration", "status", "transport", "operation", "method", "since"]
 
 
 class IntegrationLogViewSet(viewsets.ReadOnlyModelViewSet):
