@@ -5,6 +5,7 @@ each with a default that is safe for a developer's machine. Production must set 
 FIELD_ENCRYPTION_KEYS; with DEBUG off the process refuses to start without them.
 """
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "django_celery_beat",
     "django_celery_results",
     "integrations",
@@ -96,6 +98,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out account before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "eishro.urls"
@@ -227,10 +237,40 @@ MONITORING_DEGRADED_WINDOW = env.int("MONITORING_DEGRADED_WINDOW", default=5)
 MONITORING_DEGRADED_FAILURES = env.int("MONITORING_DEGRADED_FAILURES", default=2)
 MONITORING_DASHBOARD_REFRESH_SECONDS = env.int("MONITORING_DASHBOARD_REFRESH_SECONDS", default=60)
 
+# --- brute force: failed sign-ins are limited per source (and per account where there is one) ----------
+# Reverse proxies in front of gunicorn that append the client's address to X-Forwarded-For (the TLS
+# proxy: 1). 0 = the connection's own address; a header nobody trusted wrote is never believed.
+TRUSTED_PROXY_COUNT = max(0, env.int("TRUSTED_PROXY_COUNT", default=0))
+# API tokens name no account until they are right: failures are counted per address. The limit leaves
+# room for a misconfigured client's retries; tokens are 160 random bits, so this caps noise and load.
+API_TOKEN_FAILURE_LIMIT = env.int("API_TOKEN_FAILURE_LIMIT", default=20)
+API_TOKEN_FAILURE_COOLOFF_SECONDS = env.int("API_TOKEN_FAILURE_COOLOFF_SECONDS", default=900)
+if API_TOKEN_FAILURE_LIMIT < 1 or API_TOKEN_FAILURE_COOLOFF_SECONDS < 1:
+    _refuse("API_TOKEN_FAILURE_LIMIT and API_TOKEN_FAILURE_COOLOFF_SECONDS must be 1 or more.")
+# The admin's sign-in (django-axes): locked per account *and* address, so that guessing from one place
+# cannot lock the operators out from everywhere; a cool-off, never a permanent lock an attacker could set.
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("ADMIN_LOGIN_COOLOFF_MINUTES", default=15))
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME < dt.timedelta(minutes=1):
+    _refuse("ADMIN_LOGIN_FAILURE_LIMIT and ADMIN_LOGIN_COOLOFF_MINUTES must be 1 or more.")
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "integrations.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "integrations.lockout.admin_lockout_response"  # 429, Retry-After, the admin's page
+AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a lock are neither counted nor extend it: the lock ends a cool-off after
+# the last counted failure, and a flood of refused attempts costs no database write.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The log line names the account and the address (never the password); no start-up banner.
+AXES_VERBOSE = False
+AXES_SENSITIVE_PARAMETERS = []
+
 # --- REST API -------------------------------------------------------------------------------------
+# The schema and Swagger UI: open to anyone in development, to authenticated users in production.
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=DEBUG)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # TokenAuthentication that limits failed attempts per address (API_TOKEN_FAILURE_* above).
+        "integrations.api.authentication.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -241,6 +281,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"writes": env.str("API_WRITE_RATE", default="120/min")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "integrations.api.errors.exception_handler",
+    # DRF's throttles otherwise believe a client's own X-Forwarded-For (see TRUSTED_PROXY_COUNT).
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "EISHRO integrations hub API",
@@ -252,6 +294,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": ["integrations.api.docs.ApiDocsAccess"],
 }
 
 # --- security (production values; `manage.py check --deploy` is clean with DEBUG off) ------------

@@ -1,9 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from integrations import webhooks
+from integrations.api.docs_views import ApiDocsView
 from integrations.domain import api_url_modules, sandbox_url_modules
 
 # Each domain app declares its API and simulator URL modules on its config (integrations.domain).
@@ -12,8 +13,9 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", include("integrations.api.urls")),
     *[path(f"api/{label}/", include(module)) for label, module in api_url_modules().items()],
+    # Public only when API_DOCS_PUBLIC (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]).
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
     path("webhooks/<str:kind>/<str:code>/", webhooks.receive, name="webhook"),
     path("webhooks/<str:kind>/<str:code>/<uuid:integration_id>/", webhooks.receive, name="webhook-for"),
 ]

@@ -36,5 +36,8 @@ class Command(BaseCommand):
                 token = Token.objects.create(user=user)
         except IntegrityError:  # created by someone else meanwhile
             raise _taken(username) from None
-        message = _("created merchant %(username)s with API token %(token)s")
-        self.stdout.write(message % {"username": username, "token": token.key})
+        announcement = _("Created merchant %(username)s. Its API token is on the next line:")
+        self.stdout.write(announcement % {"username": username})
+        # The token alone on the last line: a translation wraps words in bidirectional marks, and a
+        # script taking the last word or line must get exactly the token.
+        self.stdout.write(token.key)
