@@ -13,6 +13,8 @@ BENCHMARKS = {
     "smm_poll": "polling 10,000 open SMM orders on three simulated panels",
     "smm_sync": "syncing a 5,000-service SMM catalogue, first sync and resync",
     "monitoring_round": "a health round of 50 providers, 10 of them hanging",
+    "transport_websocket": "2,000 WebSocket messages through the traced consumer vs a bare recv loop",
+    "transport_smtp": "500 e-mails through the traced SMTP backend vs Django's bare backend",
     "transport_soap": "500 SOAP operations through the traced SoapClient vs a bare zeep client",
     "transport_ftp": "300 FTP store+retrieve pairs through the traced FtpClient vs bare ftplib",
     "transport_s3": "300 S3 PutObject+GetObject pairs through the traced S3Client vs a bare boto3 client",
