@@ -345,26 +345,36 @@ class StateTransitionManager(models.Manager.from_queryset(StateTransitionQuerySe
     def record(self, instance, field, from_state, to_state, *, reason="", actor=None):
         """One history row for one move of `instance`'s `field`."""
         return self.record_many(type(instance), [(instance.pk, from_state, to_state)], field=field,
-                                reason=reason, actor=actor)[0]
+                                reason=reason, actor=actor)
 
     def record_many(self, model, moves, *, field="status", reason="", actor=None):
-        """History rows for many moves of rows of `model` at once (one INSERT): `moves` holds
-        `(pk, from_state, to_state)` tuples, or `(pk, from_state, to_state, reason)`."""
+        """History rows for many moves of rows of `model` at once; returns how many. `moves` holds
+        `(pk, from_state, to_state)` tuples, or `(pk, from_state, to_state, reason)`.
+
+        One `executemany` INSERT of plain values, not `bulk_create`: a poll records thousands of
+        moves, and building and preparing a model instance per row costs ten times the insert."""
         from django.contrib.contenttypes.models import ContentType
 
         if not moves:
-            return []
-        content_type = ContentType.objects.get_for_model(model)
-        now = timezone.now()
+            return 0
+        connection = connections[self.db]
+        content_type_id = ContentType.objects.db_manager(self.db).get_for_model(model).pk
+        opts = self.model._meta
+        created_at = opts.get_field("created_at").get_db_prep_save(timezone.now(), connection)
         actor_id = getattr(actor, "pk", actor)
-        rows = []
-        for move in moves:
-            pk, old, new, *rest = move
-            rows.append(self.model(
-                content_type=content_type, object_id=str(pk), field=field, from_state="" if old is None else str(old),
-                to_state=str(new), reason=(rest[0] if rest else reason) or "", actor_id=actor_id, created_at=now,
-            ))
-        return self.bulk_create(rows)
+        reason = str(reason or "")
+        rows = [
+            (content_type_id, str(pk), field, "" if old is None else str(old), str(new),
+             str(rest[0] or "") if rest else reason, actor_id, created_at)
+            for pk, old, new, *rest in moves
+        ]
+        names = ("content_type", "object_id", "field", "from_state", "to_state", "reason", "actor", "created_at")
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(opts.get_field(name).column) for name in names)
+        sql = f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(names))})"
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+        return len(rows)
 
 
 class StateTransition(models.Model):

@@ -141,11 +141,11 @@ class StateMachine:
     def record(self, instance, old, new, *, reason="", actor=None, using=None):
         """The history row of one move that already happened."""
         return self.record_many(type(instance), [(instance.pk, old, new)], reason=reason, actor=actor,
-                                using=using)[0]
+                                using=using)
 
     def record_many(self, model, moves, *, reason="", actor=None, using=None):
         """History rows for moves that already happened, in one INSERT: `moves` holds
-        `(pk, old, new)` or `(pk, old, new, reason)` tuples."""
+        `(pk, old, new)` or `(pk, old, new, reason)` tuples. Returns how many."""
         from .models import StateTransition
 
         manager = StateTransition.objects.db_manager(using) if using else StateTransition.objects
