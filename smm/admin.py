@@ -6,8 +6,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
+from integrations.admin import ExternalWriteAdminMixin
 from integrations.errors import ProviderError
 
 from . import catalogue, orders, providers
@@ -114,7 +114,7 @@ class SMMOrderForm(forms.ModelForm):
     resolve_order_id = forms.CharField(
         label=_("Panel order id (resolve)"), required=False, max_length=64,
         help_text=_("For an order under review: the order id you found in the panel's own order history. "
-                    "Leave empty if the panel has no such order, and use the “Mark as failed” action."),
+                    "Leave empty if the panel has no such order, and use the “Resolve as failed” action."),
     )
 
     class Meta:
@@ -129,8 +129,9 @@ class SMMOrderForm(forms.ModelForm):
 
 
 @admin.register(SMMOrder)
-class SMMOrderAdmin(admin.ModelAdmin):
+class SMMOrderAdmin(ExternalWriteAdminMixin, admin.ModelAdmin):
     form = SMMOrderForm
+    external_write = orders.submission  # "Resolve as sent" / "Resolve as failed" for orders under review
     list_display = ["id", "owner", "provider", "service_short", "quantity", "status", "charge", "remains",
                     "external_order_id", "created_at"]
     list_filter = ["status", "provider", "service__type", "created_at"]
@@ -139,14 +140,14 @@ class SMMOrderAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = ["reference", "owner", "provider", "service", "external_order_id", "link", "quantity", "runs",
                        "interval", "extra", "status", "charge", "start_count", "remains", "currency", "error",
-                       "idempotency_key", "cancel_requested_at", "submitted_at", "completed_at", "last_checked_at",
-                       "created_at", "updated_at"]
+                       "attempts", "next_attempt_at", "idempotency_key", "cancel_requested_at", "submitted_at",
+                       "completed_at", "last_checked_at", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": readonly_fields}),
         (_("Resolve an order under review"), {"fields": ["resolve_order_id"]}),
     ]
     inlines = [RefillInline]
-    actions = ["refresh_status", "refill", "cancel", "mark_failed"]
+    actions = ["refresh_status", "refill", "cancel", "resolve_as_sent", "resolve_as_failed"]
 
     def has_add_permission(self, request):
         return False
@@ -159,7 +160,7 @@ class SMMOrderAdmin(admin.ModelAdmin):
         order_id = form.cleaned_data.get("resolve_order_id")
         if order_id:
             try:
-                orders.resolve_unknown(obj, external_order_id=order_id)
+                orders.resolve_unknown(obj, external_order_id=order_id, actor=request.user)
             except ValidationError as exc:
                 self.message_user(request, "; ".join(exc.messages), messages.ERROR)
             else:
@@ -179,14 +180,6 @@ class SMMOrderAdmin(admin.ModelAdmin):
     def cancel(self, request, queryset):
         _run(self, request, queryset.select_related("provider__integration", "service"), orders.cancel_order,
              _("Cancel requested for %(count)d order(s)."))
-
-    @admin.action(description=_("Mark as failed (orders under review only)"))
-    def mark_failed(self, request, queryset):
-        done = 0
-        for order in queryset.filter(status=OrderStatus.UNKNOWN):
-            done += bool(orders.resolve_unknown(order, mark_failed=True))
-        self.message_user(request, ngettext("%(count)d order marked as failed.", "%(count)d orders marked as failed.",
-                                            done) % {"count": done})
 
 
 @admin.register(SMMRefill)

@@ -18,6 +18,7 @@ class SmmConfig(DomainConfig):
         "SMM order status polling": ("smm.tasks.poll_all_orders", 5 * MINUTE, {}),
         "SMM balances": ("smm.tasks.refresh_all_balances", HOUR, {}),
         "SMM cleanup of old orders": ("smm.tasks.cleanup_old_orders", WEEK, {}),
+        "SMM queued order retries": ("smm.tasks.retry_queued_orders", 60, {}),
     }
     # Catalogues and balances at once instead of after the first hourly run.
     startup_tasks = ("smm.tasks.sync_all_services", "smm.tasks.refresh_all_balances")

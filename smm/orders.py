@@ -1,9 +1,10 @@
 """SMM orders: validation, the local row written before any call (idempotency key), the one
-`add` sent to the panel (`unknown` when its outcome is lost, never re-sent), the operator's
-resolution, one order's refresh, refills, cancel and cleanup.
+`add` sent to the panel through the core's exactly-once writes (integrations.writes: `unknown` when
+its outcome is lost, never re-sent; back in the queue when it certainly was not sent), the
+operator's resolution, one order's refresh, refills, cancel and cleanup.
 
-Each state change is a conditional update along SMMOrder.TRANSITIONS; the many-orders status poll
-is in smm.polling.
+Each state change goes through the models' state machines (a conditional update along their
+TRANSITIONS, with a history row); the many-orders status poll is in smm.polling.
 """
 
 import hashlib
@@ -27,6 +28,7 @@ from integrations.errors import (
     UnknownOutcome,
 )
 from integrations.models import Status
+from integrations.writes import ExternalWrite
 
 from .models import FINAL_STATES, OPEN_STATES, OrderStatus, SMMOrder, SMMRefill
 
@@ -200,54 +202,76 @@ def _may_have_been_accepted(exc):
     return False
 
 
-def submit_order(order):
-    """Send a created order to the panel exactly once. A timeout leaves it `unknown` (never re-sent)."""
-    order = SMMOrder.objects.select_related("provider__integration", "service").get(pk=order.pk)
-    if not order.transition(S.SUBMITTING):
-        return order  # already sent (or being sent) by someone else
-    service = order.service
-    try:
-        external_id = order.provider.adapter.add(
+class OrderSubmission(ExternalWrite):
+    """The panel's `add`, exactly once: `created` is the queue, `submitting` the claim."""
+
+    model = SMMOrder
+    machine = SMMOrder.machine
+    queued, submitting, unknown, failed = S.CREATED, S.SUBMITTING, S.UNKNOWN, S.FAILED
+    stale_after = STALE_SUBMISSION
+
+    def get_queryset(self):
+        return SMMOrder.objects.select_related("provider__integration", "service")
+
+    def send(self, order):
+        service = order.service
+        return order.provider.adapter.add(
             service.type, service=service.service_id, link=order.link, quantity=order.quantity,
             runs=order.runs, interval=order.interval, **order.extra,
         )
-    except ProviderError as exc:
-        if _may_have_been_accepted(exc):
-            order.transition(S.UNKNOWN, error=str(exc)[:2000])
-            logger.warning("SMM order %s outcome unknown after add: %s", order.pk, exc)
-        else:
-            order.transition(S.FAILED, error=str(exc)[:2000], completed_at=timezone.now())
-        return order
-    order.transition(S.PENDING, external_order_id=external_id, submitted_at=timezone.now(), error="")
+
+    def sent_state_and_fields(self, order, external_id):
+        return S.PENDING, {"external_order_id": external_id, "submitted_at": timezone.now(), "error": ""}
+
+    def may_have_been_accepted(self, exc):
+        return _may_have_been_accepted(exc)
+
+    def failed_fields(self, order, error):
+        return {"completed_at": timezone.now()}
+
+    def resolved_state_and_fields(self, order, external_order_id):
+        return self.sent_state_and_fields(order, external_order_id)
+
+    def check_reference(self, order, external_order_id):
+        taken = SMMOrder.objects.filter(provider=order.provider_id, external_order_id=external_order_id)
+        if taken.exclude(pk=order.pk).exists():
+            raise ValidationError({"external_order_id": [_("Another order already has this panel order id.")]})
+
+
+submission = OrderSubmission()
+
+
+def submit_order(order):
+    """Send a created order to the panel exactly once (see OrderSubmission). Returns the order as it
+    is now: pending, unknown (the answer was lost), failed, or created again with a later attempt
+    (the request certainly did not leave us)."""
+    order = submission.get_queryset().get(pk=order.pk)
+    submission.submit(order)
     return order
 
 
-def resolve_unknown(order, *, external_order_id="", mark_failed=False, note=""):
+def retry_queued_orders(limit=100):
+    """Send the queued orders that are due (each under its own claim). Returns counts by outcome."""
+    return submission.retry_due(limit=limit)
+
+
+def resolve_unknown(order, *, external_order_id="", mark_failed=False, note="", actor=None):
     """Operator's decision for an `unknown` order: the panel's order id from its history, or failed."""
     order.refresh_from_db()
     if order.status != S.UNKNOWN:
         raise ValidationError(_("Only orders under review can be resolved."))
     if mark_failed:
         message = note or _("Marked as failed by an operator: the panel has no such order.")
-        return order.transition(S.FAILED, error=message, completed_at=timezone.now())
-    external_order_id = str(external_order_id).strip()
-    if not external_order_id:
+        return submission.resolve_failed(order, actor=actor, note=message)
+    if not str(external_order_id).strip():
         raise ValidationError({"external_order_id": [_("Enter the panel's order id.")]})
-    taken = SMMOrder.objects.filter(provider=order.provider_id, external_order_id=external_order_id).exclude(
-        pk=order.pk
-    )
-    if taken.exists():
-        raise ValidationError({"external_order_id": [_("Another order already has this panel order id.")]})
-    return order.transition(S.PENDING, external_order_id=external_order_id, submitted_at=timezone.now(), error="")
+    return submission.resolve_sent(order, external_order_id, actor=actor, note=note)
 
 
 def mark_stale_submissions(older_than=STALE_SUBMISSION):
-    """A worker that died between claiming and recording an `add` leaves `submitting`: under review."""
-    cutoff = timezone.now() - older_than
-    return SMMOrder.objects.filter(status=S.SUBMITTING, updated_at__lt=cutoff).update(
-        status=S.UNKNOWN, error=_("The submission was interrupted; check the panel's order history."),
-        updated_at=timezone.now(),
-    )
+    """A worker that died between claiming and recording an `add` leaves `submitting`: under review.
+    Returns how many orders were moved."""
+    return len(submission.sweep_stale(older_than))
 
 
 def refresh_order(order):
@@ -265,9 +289,10 @@ def refresh_order(order):
     if answer.status in FINAL_STATES:
         fields["completed_at"] = timezone.now()
     if answer.status == order.status:
-        SMMOrder.objects.filter(pk=order.pk).update(**fields)
+        # Only while it still is in the status we read: a row the poll finished meanwhile is left alone.
+        SMMOrder.objects.filter(pk=order.pk, status=order.status).update(**fields, updated_at=timezone.now())
     else:
-        order.transition(answer.status, **fields)
+        order.transition(answer.status, reason=_("Status from the panel (refresh)."), **fields)
     order.refresh_from_db()
     return order
 
@@ -279,38 +304,51 @@ def refill_order(order):
     if not order.service.refill:
         raise ValidationError(_("This service offers no refill."))
     refill = SMMRefill.objects.create(order=order)
+    R, machine = SMMRefill.Status, SMMRefill.machine
     try:
-        refill.external_refill_id = order.provider.adapter.refill(order.external_order_id)
-        refill.status = SMMRefill.Status.PENDING
+        external_id = order.provider.adapter.refill(order.external_order_id)
     except UnknownOutcome as exc:
-        refill.status, refill.error = SMMRefill.Status.UNKNOWN, str(exc)
+        machine.move(refill, R.UNKNOWN, reason=str(exc), error=str(exc))
     except ProviderValidationError as exc:
-        refill.status, refill.error = SMMRefill.Status.REJECTED, str(exc)
+        machine.move(refill, R.REJECTED, reason=str(exc), error=str(exc))
     except ProviderError as exc:
-        refill.status, refill.error = SMMRefill.Status.FAILED, str(exc)
-        refill.save()
+        machine.move(refill, R.FAILED, reason=str(exc), error=str(exc))
         raise
-    refill.save()
+    else:
+        machine.move(refill, R.PENDING, external_refill_id=external_id)
     return refill
 
 
 def poll_refills(provider):
+    """The panel's answer for every open refill: each status move along SMMRefill.TRANSITIONS (in
+    bulk: one conditional UPDATE per new status, with the history rows of the refills it moved);
+    the check time of the others, and the panel's error for those it could not answer."""
     refills = list(SMMRefill.objects.filter(order__provider=provider, status__in=SMMRefill.OPEN)
-                   .exclude(external_refill_id=""))
+                   .exclude(external_refill_id="").values_list("pk", "external_refill_id", "status"))
     if not refills:
         return 0
-    answers = provider.adapter.refill_statuses([r.external_refill_id for r in refills])
+    answers = provider.adapter.refill_statuses([external_id for _pk, external_id, _status in refills])
     now = timezone.now()
-    for refill in refills:
-        answer = answers.get(refill.external_refill_id)
-        refill.last_checked_at = refill.updated_at = now
+    machine = SMMRefill.machine
+    moving, errors, checked = {}, {}, []
+    for pk, external_id, status in refills:
+        answer = answers.get(external_id)
         if isinstance(answer, Exception):
-            refill.error = str(answer)
-        elif answer:
-            refill.status = answer
-    SMMRefill.objects.filter(status__in=SMMRefill.OPEN).bulk_update(
-        refills, ["status", "error", "last_checked_at", "updated_at"]
-    )
+            errors.setdefault(str(answer), []).append(pk)
+        elif answer and answer != status and machine.can_move(status, answer):
+            moving.setdefault(answer, []).append(pk)
+        else:
+            checked.append(pk)
+    with transaction.atomic():
+        for new, pks in moving.items():
+            moved = set(machine.move_many(SMMRefill.objects.filter(pk__in=pks), new,
+                                          reason=_("Status from the panel's poll."),
+                                          last_checked_at=now, updated_at=now))
+            checked.extend(pk for pk in pks if pk not in moved)  # moved elsewhere meanwhile
+        for error, pks in errors.items():
+            SMMRefill.objects.filter(pk__in=pks).update(error=error, last_checked_at=now, updated_at=now)
+        if checked:
+            SMMRefill.objects.filter(pk__in=checked).update(last_checked_at=now, updated_at=now)
     return len(refills)
 
 

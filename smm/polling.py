@@ -4,10 +4,12 @@ calls' log rows (`HeldCalls`)."""
 
 import collections
 import json
+import sqlite3
 import time
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from integrations.tracing import write_records
 
@@ -43,7 +45,7 @@ class _Polled:
             setattr(self, field, value)
 
     def can_move_to(self, new):
-        return new in SMMOrder.TRANSITIONS.get(self.status, set())
+        return SMMOrder.machine.can_move(self.status, new)
 
     @property
     def changed(self):
@@ -174,16 +176,32 @@ def _apply_answers(chunk, answers, now, stats):
         order.error = ""
 
 
+# UPDATE … RETURNING: PostgreSQL, and SQLite from 3.35.
+_SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
+
+
 def _write_polled(batches):
-    """Write polled orders, given as (orders, when checked) batches, conditional on each row still
-    being open (a row resolved or finished meanwhile is left alone): one UPDATE for the orders whose
-    fields changed, one that only stamps the check time on the others. Django's bulk_update builds a
-    CASE per field and row, which costs more CPU than the panel's answer; a JSON parameter joined in
-    SQL does not."""
+    """Write polled orders, given as (orders, when checked) batches: one UPDATE for the orders whose
+    fields changed, one that only stamps the check time on the others (while they are open). Django's
+    bulk_update builds a CASE per field and row, which costs more CPU than the panel's answer; a JSON
+    parameter joined in SQL does not.
+
+    The changed orders are written as a compare-and-set, like SMMOrder.machine.move: only where the
+    row's status is still the one the poll read (a row finished or resolved meanwhile is left alone),
+    and a new status only where SMMOrder.TRANSITIONS allows it from there (checked by _apply_answers).
+    The orders whose status did move get their history rows, in one INSERT."""
     if connection.vendor not in ("postgresql", "sqlite"):  # pragma: no cover - other backends
-        rows = [SMMOrder(pk=o.pk, last_checked_at=now, updated_at=now, **{f: getattr(o, f) for f in WRITTEN_FIELDS})
-                for orders, now in batches for o in orders]
-        SMMOrder.objects.filter(status__in=OPEN_STATES).bulk_update(rows, POLL_FIELDS)
+        moves = []
+        for orders, now in batches:
+            for o in orders:
+                fields = {f: getattr(o, f) for f in WRITTEN_FIELDS}
+                read_status = o.read[0]
+                done = SMMOrder.objects.filter(pk=o.pk, status=read_status).update(
+                    last_checked_at=now, updated_at=now, **fields
+                )
+                if done and o.status != read_status:
+                    moves.append((o.pk, read_status, o.status))
+        _record_moves(moves)
         return
     postgres = connection.vendor == "postgresql"
 
@@ -222,19 +240,33 @@ def _write_polled(batches):
             )
         if not changed:
             return
-        rows = [{"id": o.pk, "status": o.status, "charge": None if o.charge is None else str(o.charge),
+        rows = [{"id": o.pk, "read_status": o.read[0], "status": o.status,
+                 "charge": None if o.charge is None else str(o.charge),
                  "start_count": o.start_count, "remains": o.remains, "currency": o.currency or "",
                  "error": o.error or "", "completed_at": stamp(o.completed_at), "checked": stamp(now)}
                 for o, now in changed]
+        # The orders whose status the answer moves, and whether the UPDATE says which rows it wrote.
+        moving = [o for o, _now in changed if o.status != o.read[0]]
+        returning = bool(moving) and (postgres or _SQLITE_RETURNING)
+        if moving and not returning:  # pragma: no cover - SQLite before 3.35
+            # The flush's transaction keeps other writers out until the UPDATE (SQLite has one writer).
+            cursor.execute(
+                f"SELECT id FROM {table} WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(%s) "
+                f"WHERE json_extract(value, '$.read_status') = {table}.status)",
+                [json.dumps([{"id": o.pk, "read_status": o.read[0]} for o in moving])],
+            )
+            written = {pk for (pk,) in cursor.fetchall()}
         columns = WRITTEN_FIELDS
         if postgres:
             sets = ", ".join(f"{c} = v.{c}" for c in columns)
             cursor.execute(
                 f"UPDATE {table} AS o SET {sets}, last_checked_at = v.checked, updated_at = v.checked "
-                "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, status text, charge numeric, start_count bigint, "
-                "remains bigint, currency text, error text, completed_at timestamptz, checked timestamptz) "
+                "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, read_status text, status text, charge numeric, "
+                "start_count bigint, remains bigint, currency text, error text, completed_at timestamptz, "
+                "checked timestamptz) "
                 # `o.id = ANY(ids)` lets the planner go by primary key instead of the open-orders index.
-                f"WHERE o.id = v.id AND o.id = ANY(%s::bigint[]) AND o.status IN ({open_states})",
+                "WHERE o.id = v.id AND o.id = ANY(%s::bigint[]) AND o.status = v.read_status"
+                + (" RETURNING o.id" if returning else ""),
                 [json.dumps(rows), [o.pk for o, _ in changed]],
             )
         else:
@@ -242,6 +274,19 @@ def _write_polled(batches):
             cursor.execute(
                 f"UPDATE {table} SET {sets}, last_checked_at = json_extract(v.value, '$.checked'), "
                 f"updated_at = json_extract(v.value, '$.checked') FROM json_each(%s) AS v "
-                f"WHERE {table}.id = json_extract(v.value, '$.id') AND {table}.status IN ({open_states})",
+                f"WHERE {table}.id = json_extract(v.value, '$.id') "
+                f"AND {table}.status = json_extract(v.value, '$.read_status')"
+                + (f" RETURNING {table}.id" if returning else ""),
                 [json.dumps(rows)],
             )
+        if not moving:
+            return
+        if returning:
+            written = {pk for (pk,) in cursor.fetchall()}
+    _record_moves([(o.pk, o.read[0], o.status) for o in moving if o.pk in written])
+
+
+def _record_moves(moves):
+    """The history rows of the orders whose status the poll moved (one INSERT)."""
+    if moves:
+        SMMOrder.machine.record_many(SMMOrder, moves, reason=gettext("Status from the panel's poll."))

@@ -69,6 +69,14 @@ def submit_order(order_pk):
 
 
 @shared_task
+def retry_queued_orders(limit=100):
+    """Send the queued orders whose next attempt has come: orders whose `add` certainly did not
+    reach the panel (circuit open, connection refused). Each is claimed first (integrations.writes),
+    so a worker restarted mid-run, or two runs at once, never send one order twice."""
+    return orders.retry_queued_orders(limit=limit)
+
+
+@shared_task
 def sync_all_services():
     pks = list(SMMProvider.objects.active().values_list("pk", flat=True))
     for pk in pks:

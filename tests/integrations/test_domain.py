@@ -23,6 +23,7 @@ SCHEDULE = {
     "SMM order status polling": ("smm.tasks.poll_all_orders", 300, {}),
     "SMM balances": ("smm.tasks.refresh_all_balances", 3600, {}),
     "SMM cleanup of old orders": ("smm.tasks.cleanup_old_orders", 7 * 86400, {}),
+    "SMM queued order retries": ("smm.tasks.retry_queued_orders", 60, {}),
     "Health checks of every active provider": ("monitoring.tasks.run_health_round", 60, {}),
     "Monitoring alert delivery": ("monitoring.tasks.deliver_alerts", 60, {}),
     "Health check retention": ("monitoring.tasks.prune_health_checks", 86400, {}),

@@ -44,7 +44,7 @@ def test_operator_resolves_an_unknown_order_with_the_panels_id(admin_client, ord
 
 
 def test_operator_marks_an_unknown_order_failed(admin_client, order):
-    r = admin_client.post("/admin/smm/smmorder/", {"action": "mark_failed", "_selected_action": [order.pk]})
+    r = admin_client.post("/admin/smm/smmorder/", {"action": "resolve_as_failed", "_selected_action": [order.pk]})
     assert r.status_code == 302
     order.refresh_from_db()
     assert order.status == "failed"
