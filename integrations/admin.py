@@ -190,8 +190,14 @@ class WebhookEventAdmin(admin.ModelAdmin):
     list_display = ["received_at", "kind", "code", "integration", "event_id", "state", "attempts"]
     list_filter = ["state", "kind", "code"]
     search_fields = ["event_id", "error"]
-    readonly_fields = [f.name for f in WebhookEvent._meta.fields]
+    # The body as received is for handlers only (it may hold card numbers, tokens, passwords): the
+    # admin shows the redacted copy and never decrypts the raw one, not even to list rows.
+    exclude = ["raw_body"]
+    readonly_fields = [f.name for f in WebhookEvent._meta.fields if f.name != "raw_body"]
     actions = ["replay"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("raw_body")
 
     def has_add_permission(self, request):
         return False

@@ -97,3 +97,26 @@ class EncryptedJSONField(models.TextField):
         if lookup_name != "isnull":
             return None
         return super().get_lookup(lookup_name)
+
+
+class EncryptedTextField(models.TextField):
+    """A text stored as one Fernet token; "" is stored as "" (it hides nothing and saves a token)."""
+
+    def from_db_value(self, value, expression, connection):
+        if not value:
+            return value
+        return decrypt(value)
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        if not value:
+            return value
+        return encrypt(value)
+
+    def value_to_string(self, obj):
+        return "<encrypted>"
+
+    def get_lookup(self, lookup_name):
+        if lookup_name != "isnull":
+            return None
+        return super().get_lookup(lookup_name)

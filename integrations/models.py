@@ -6,7 +6,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .crypto import EncryptedJSONField
+from .crypto import EncryptedJSONField, EncryptedTextField
 from .validators import validate_provider_url
 
 
@@ -252,7 +252,11 @@ class IntegrationLog(models.Model):
 
 
 class WebhookEvent(models.Model):
-    """A provider's call to us, stored raw before anything else happens (replayable, auditable)."""
+    """A provider's call to us, stored before anything else happens (replayable, auditable).
+
+    The body as received is kept only encrypted (`raw_body`, what handlers read through `payload`);
+    `body` is a redacted copy, the only one shown. See integrations.webhooks for what is stored of a
+    refused call."""
 
     class State(models.TextChoices):
         RECEIVED = "received", _("Received")
@@ -274,7 +278,12 @@ class WebhookEvent(models.Model):
     event_id = models.CharField(_("event id"), max_length=200, null=True, blank=True)
     state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.RECEIVED)
     headers = models.JSONField(_("headers"), default=dict)
-    body = models.TextField(_("body"), blank=True)
+    body = models.TextField(_("body (redacted)"), blank=True)
+    raw_body = EncryptedTextField(_("body as received (encrypted)"), blank=True, default="")
+    content_type = models.CharField(_("content type"), max_length=100, blank=True, default="")
+    # A keyed hash of the raw body while this row guards its provider against a replay of the same
+    # body (the tolerance window); a later copy that arrives after the window clears it.
+    body_hash = models.CharField(_("body hash"), max_length=64, null=True, blank=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
@@ -286,7 +295,12 @@ class WebhookEvent(models.Model):
         verbose_name_plural = _("webhook events")
         ordering = ["-received_at"]
         constraints = [
-            models.UniqueConstraint(fields=["integration", "event_id"], name="webhook_event_unique_per_provider")
+            models.UniqueConstraint(fields=["integration", "event_id"], name="webhook_event_unique_per_provider"),
+            models.UniqueConstraint(
+                fields=["integration", "body_hash"],
+                condition=Q(body_hash__isnull=False),
+                name="webhook_body_unique_in_window",
+            ),
         ]
         indexes = [
             models.Index(fields=["state"], name="webhook_pending", condition=Q(state__in=["received", "failed"]))
@@ -298,13 +312,17 @@ class WebhookEvent(models.Model):
     @property
     def payload(self):
         import json
+        from urllib.parse import parse_qsl
 
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            from urllib.parse import parse_qsl
+        from .redaction import body_kind
 
-            return dict(parse_qsl(self.body))
+        text = self.raw_body or ""
+        if body_kind(self.content_type) != "form":
+            try:
+                return json.loads(text)
+            except ValueError:
+                pass
+        return dict(parse_qsl(text, keep_blank_values=True))
 
     def claim(self):
         """Compare-and-set: the worker that moves the row to PROCESSING owns it; a duplicate does nothing."""
