@@ -164,9 +164,10 @@ class ExternalIntegrationAdmin(admin.ModelAdmin):
 
 @admin.register(IntegrationLog)
 class IntegrationLogAdmin(admin.ModelAdmin):
-    list_display = ["started_at", "integration", "method", "endpoint", "response_status", "status", "request_duration"]
-    list_filter = ["status", "method", "integration__kind"]
-    search_fields = ["request_id", "endpoint", "error_message"]
+    list_display = ["started_at", "integration", "transport", "operation", "endpoint", "response_status", "status",
+                    "request_duration"]
+    list_filter = ["status", "transport", "method", "integration__kind"]
+    search_fields = ["request_id", "operation", "endpoint", "error_message"]
     date_hierarchy = "started_at"
     list_select_related = ["integration"]
     show_full_result_count = False  # counting a partitioned table of millions of rows is slow

@@ -121,6 +121,10 @@ class ExternalIntegration(models.Model):
             meta = adapter_class(self.code).meta
         except UnknownAdapter:
             raise ValidationError({"code": _("No adapter is registered under this code.")}) from None
+        scheme = (self.base_url or "").split(":", 1)[0].lower()
+        if self.base_url and meta.schemes and scheme not in meta.schemes:
+            raise ValidationError({"base_url": _("This adapter's URL must start with %s.")
+                                   % " / ".join(f"{s}://" for s in meta.schemes)})
         if meta.kind and self.kind and meta.kind != self.kind:
             raise ValidationError({"kind": _("This adapter is for providers of kind “%s”.") % meta.kind})
         missing = [f.name for f in meta.credentials if f.required and not (self.credentials or {}).get(f.name)]
