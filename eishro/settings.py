@@ -156,7 +156,7 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "BACKEND": "eishro.cache.FileCache",
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
