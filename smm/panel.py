@@ -173,7 +173,7 @@ class PanelV2(SmmPanel):
         response = self.client.request("POST", "", operation=action, data=data, idempotent=idempotent,
                                        raise_for_status=False)
         status = response.status_code
-        if status >= 500 or status == 429:
+        if status >= 500 or status == 429 or 300 <= status < 400:  # a redirect's body is not the answer
             raise_for_response(response)
         text = response.text or ""
         try:

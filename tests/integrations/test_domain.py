@@ -16,7 +16,7 @@ from integrations.schedule import install_schedules
 
 DOMAIN_APPS = ["integrations", "payments", "shipping", "messaging", "smm", "monitoring"]
 
-# ARCHITECTURE.md's "Scheduled work", for the apps that exist so far.
+# docs/architecture.md's beat schedule table, for the apps that exist so far.
 SCHEDULE = {
     "IntegrationLog partitions ahead and retention": ("integrations.tasks.maintain_log_partitions", 86400, {}),
     "SMM service sync": ("smm.tasks.sync_all_services", 3600, {}),

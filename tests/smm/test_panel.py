@@ -252,3 +252,12 @@ def test_health_check_is_a_balance_call(adapter):
     responses.replace(responses.POST, PANEL_URL, json={"error": "Invalid API key"})
     with pytest.raises(ProviderAuthError):
         adapter.check_health()
+
+
+@responses.activate
+def test_a_redirect_is_not_read_as_the_panels_answer(adapter):
+    """A 3xx is not followed, and its body (JSON or not) is not taken for the panel's answer."""
+    responses.post(PANEL_URL, status=302, json={"balance": "100.0", "currency": "USD"},
+                   headers={"Location": "http://169.254.169.254/"})
+    with pytest.raises(ProviderProtocolError):
+        adapter.balance()
