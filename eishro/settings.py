@@ -277,6 +277,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "integrations.api.pagination.PagePagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # DRF's three, with a JSON parser that refuses bodies nested deeper than any of ours (a 400, not a
+    # RecursionError's 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "integrations.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["integrations.api.throttling.WriteRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"writes": env.str("API_WRITE_RATE", default="120/min")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -295,6 +302,20 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["integrations.api.docs.ApiDocsAccess"],
+    # One name per choice set, whichever serializer field uses it (names of the schema before the
+    # fields got their choices: generated clients keep their types).
+    "ENUM_NAME_OVERRIDES": {
+        "HealthStatusEnum": "integrations.models.Health",
+        "IntegrationStatusEnum": "integrations.models.Status",
+        "HealthCheckStatusEnum": "monitoring.models.CheckStatus",
+        "OrderStatusEnum": "smm.models.OrderStatus",
+        "OrderStatusLabelEnum": "smm.serializers.STATUS_LABEL_VALUES",
+    },
+    # The default hook (enum components), then the error answers every operation can give.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "integrations.api.schema.add_error_responses",
+    ],
 }
 
 # --- security (production values; `manage.py check --deploy` is clean with DEBUG off) ------------

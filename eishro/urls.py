@@ -22,3 +22,6 @@ urlpatterns = [
 
 if settings.SANDBOX_ENABLED:
     urlpatterns += [path("sandbox/", include(module)) for module in sandbox_url_modules()]
+
+# An unknown address under /api/ answers JSON like every other API error (integrations.api.errors).
+handler404 = "integrations.api.errors.not_found"

@@ -1,8 +1,9 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from integrations.models import ExternalIntegration
+from integrations.models import ExternalIntegration, Health, Kind
 
-from .models import HealthCheck, Incident, Notification
+from .models import CheckStatus, HealthCheck, Incident, Notification
 
 
 class ServiceHealthSerializer(serializers.Serializer):
@@ -12,17 +13,20 @@ class ServiceHealthSerializer(serializers.Serializer):
     service = serializers.CharField(source="provider.code")
     name = serializers.CharField(source="provider.name")
     display_name = serializers.CharField(source="provider.display_name")
-    kind = serializers.CharField(source="provider.kind")
+    kind = serializers.ChoiceField(source="provider.kind", choices=Kind.choices)
     owner = serializers.IntegerField(source="provider.owner_id", allow_null=True)
     status = serializers.SerializerMethodField()
-    health_status = serializers.CharField(source="provider.health_status")
+    # Blank until the provider's first health check.
+    health_status = serializers.ChoiceField(source="provider.health_status", choices=Health.choices, allow_blank=True)
     response_time = serializers.FloatField(source="check.response_time", allow_null=True, default=None)
     last_checked = serializers.DateTimeField(source="check.checked_at", allow_null=True, default=None)
     error = serializers.CharField(source="check.error", allow_null=True, default=None)
     success_rate = serializers.FloatField(source="provider.success_rate", allow_null=True)
     total_requests = serializers.IntegerField(source="provider.total_requests")
 
-    def get_status(self, row) -> str:
+    @extend_schema_field({"type": "string", "enum": [*CheckStatus.values, "unknown"],
+                          "description": "The last check's result; unknown before the first check."})
+    def get_status(self, row):
         return row["check"].status if row["check"] else "unknown"
 
 

@@ -1,6 +1,6 @@
 import django_filters
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import viewsets
@@ -8,6 +8,8 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
+from integrations.api.lookups import ValidLookupMixin
+from integrations.api.pagination import PagePagination
 from integrations.api.permissions import ScopedQuerysetMixin
 from integrations.models import ExternalIntegration
 
@@ -15,49 +17,66 @@ from .health import current_health
 from .models import HealthCheck, Incident, Notification
 from .serializers import HealthCheckSerializer, IncidentSerializer, NotificationSerializer, ServiceHealthSerializer
 
-# A ViewSet without a queryset: tell the schema what the path's id is (a provider's primary key).
-_PROVIDER_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Provider id")
+# The path's id is a provider's primary key: a UUID (the schema once said integer).
+_PROVIDER_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Provider id")
 
 
-@extend_schema_view(retrieve=extend_schema(parameters=[_PROVIDER_ID]), history=extend_schema(parameters=[_PROVIDER_ID]))
-class HealthViewSet(viewsets.ViewSet):
+class HealthFilter(django_filters.FilterSet):
+    class Meta:
+        model = ExternalIntegration
+        fields = ["kind", "code", "status", "health_status"]
+
+
+class HealthHistoryFilter(django_filters.FilterSet):
+    since = django_filters.IsoDateTimeFilter(field_name="checked_at", lookup_expr="gte")
+
+    class Meta:
+        model = HealthCheck
+        fields = ["since"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses=ServiceHealthSerializer(many=True)),
+    retrieve=extend_schema(parameters=[_PROVIDER_ID]),
+    history=extend_schema(
+        operation_id="monitoring_health_history_retrieve",  # its name before it was documented as a list
+        parameters=[_PROVIDER_ID, OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601; "
+                                                   "checks at or after this time")],
+        responses=HealthCheckSerializer(many=True),
+    ),
+)
+class HealthViewSet(ValidLookupMixin, viewsets.GenericViewSet):
     """Every provider's current health (the seed's getAllServicesHealth) and each one's history. Staff only."""
 
     permission_classes = [IsAdminUser]
     serializer_class = ServiceHealthSerializer
+    queryset = ExternalIntegration.objects.all()
+    filterset_class = HealthFilter
+    pagination_class = None  # the seed's shape: every provider in one list
 
     def list(self, request):
-        queryset = ExternalIntegration.objects.all()
-        for field in ("kind", "code", "status", "health_status"):
-            if request.query_params.get(field):
-                queryset = queryset.filter(**{field: request.query_params[field]})
-        rows = [{"provider": p, "check": c} for p, c in current_health(queryset)]
+        rows = [{"provider": p, "check": c} for p, c in current_health(self.filter_queryset(self.get_queryset()))]
         return Response(ServiceHealthSerializer(rows, many=True).data)
 
     def retrieve(self, request, pk=None):
-        provider = get_object_or_404(ExternalIntegration, pk=pk)
+        provider = self.get_object()
         (row,) = current_health(ExternalIntegration.objects.filter(pk=provider.pk))
         return Response(ServiceHealthSerializer({"provider": row[0], "check": row[1]}).data)
 
-    @action(detail=True, methods=["get"], serializer_class=HealthCheckSerializer)
+    # The provider's filters do not apply to its checks; `since` is the history's own (HealthHistoryFilter).
+    @action(detail=True, methods=["get"], serializer_class=HealthCheckSerializer, filter_backends=[],
+            pagination_class=PagePagination)
     def history(self, request, pk=None):
-        provider = get_object_or_404(ExternalIntegration, pk=pk)
-        queryset = HealthCheck.objects.filter(integration=provider).order_by("-checked_at")
-        since = request.query_params.get("since")
-        if since:
-            parsed = django_filters.fields.IsoDateTimeField().clean(since)
-            queryset = queryset.filter(checked_at__gte=parsed)
-        paginator = self.paginator
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(HealthCheckSerializer(page, many=True).data)
-
-    @property
-    def paginator(self):
-        if not hasattr(self, "_paginator"):
-            from integrations.api.pagination import PagePagination
-
-            self._paginator = PagePagination()
-        return self._paginator
+        provider = self.get_object()
+        checks = HealthHistoryFilter(
+            request.query_params,
+            queryset=HealthCheck.objects.filter(integration=provider).order_by("-checked_at"),
+            request=request,
+        )
+        if not checks.is_valid():
+            raise translate_validation(checks.errors)
+        page = self.paginate_queryset(checks.qs)
+        return self.get_paginated_response(HealthCheckSerializer(page, many=True).data)
 
 
 class IncidentFilter(django_filters.FilterSet):
@@ -68,7 +87,7 @@ class IncidentFilter(django_filters.FilterSet):
         fields = ["state", "severity", "integration", "open"]
 
 
-class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
+class IncidentViewSet(ValidLookupMixin, viewsets.ReadOnlyModelViewSet):
     """Incidents, newest first. Staff only."""
 
     permission_classes = [IsAdminUser]
@@ -77,7 +96,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Incident.objects.select_related("integration", "acknowledged_by").order_by("-started_at")
 
 
-class NotificationViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
+class NotificationViewSet(ValidLookupMixin, ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     """A merchant's notices about provider outages that affect their open orders."""
 
     owner_field = "user"

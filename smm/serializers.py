@@ -7,9 +7,10 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from integrations.models import Health, Status
 from integrations.validators import validate_http_provider_url
 
-from .models import SMMOrder, SMMProvider, SMMRefill, SMMService
+from .models import OrderStatus, SMMOrder, SMMProvider, SMMRefill, SMMService
 from .providers import SMM_CODES
 
 STATUS_LABELS = {
@@ -24,6 +25,8 @@ STATUS_LABELS = {
     "failed": "Failed",
     "unknown": "Under review",
 }
+# What `status` can answer (for the schema: SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] names it).
+STATUS_LABEL_VALUES = [STATUS_LABELS.get(code, code) for code in OrderStatus.values]
 LABEL_TO_STATUS = {label.lower(): code for code, label in STATUS_LABELS.items()} | {
     code: code for code in STATUS_LABELS
 } | {"cancelled": "canceled", "inprogress": "in_progress", "in progress": "in_progress"}
@@ -95,7 +98,21 @@ class ProviderInputSerializer(serializers.Serializer):
         return super().to_internal_value(camelize_keys(data))
 
 
+class ProviderStatsSerializer(serializers.Serializer):
+    """The provider's figures (its `stats`), recomputed from its orders after each poll."""
+
+    successRate = serializers.FloatField(allow_null=True, help_text=_(
+        "Percent of submitted orders the panel accepted and did not fail; null before the first order."))
+    averageResponseTime = serializers.DecimalField(max_digits=10, decimal_places=2)
+    totalSpent = serializers.DecimalField(max_digits=18, decimal_places=5)
+    completedOrders = serializers.IntegerField()
+    totalOrders = serializers.IntegerField()
+    failedOrders = serializers.IntegerField()
+    totalRequests = serializers.IntegerField()
+
+
 class ProviderSerializer(serializers.ModelSerializer):
+    # The nulls below are real answers: a provider not yet synced or asked for its balance.
     name = serializers.CharField(source="integration.name")
     displayName = serializers.CharField(source="integration.display_name")
     code = serializers.CharField(source="integration.code")
@@ -103,15 +120,16 @@ class ProviderSerializer(serializers.ModelSerializer):
     hasApiKey = serializers.SerializerMethodField()
     priority = serializers.IntegerField(source="integration.priority")
     isActive = serializers.BooleanField(source="is_active")
-    status = serializers.CharField(source="integration.status")
-    health = serializers.CharField(source="integration.health_status")
+    status = serializers.ChoiceField(source="integration.status", choices=Status.choices)
+    # Blank until the provider's first health check.
+    health = serializers.ChoiceField(source="integration.health_status", choices=Health.choices, allow_blank=True)
     lowBalance = serializers.BooleanField(source="low_balance")
     lowBalanceThreshold = serializers.DecimalField(
         source="low_balance_threshold", max_digits=18, decimal_places=5
     )
-    balanceCheckedAt = serializers.DateTimeField(source="balance_checked_at")
+    balanceCheckedAt = serializers.DateTimeField(source="balance_checked_at", allow_null=True)
     supportedServices = serializers.IntegerField(source="services_count")
-    lastSyncAt = serializers.DateTimeField(source="last_sync_at")
+    lastSyncAt = serializers.DateTimeField(source="last_sync_at", allow_null=True)
     lastSyncError = serializers.CharField(source="last_sync_error")
     stats = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at")
@@ -127,7 +145,8 @@ class ProviderSerializer(serializers.ModelSerializer):
     def get_hasApiKey(self, obj) -> bool:
         return bool((obj.integration.credentials or {}).get("api_key"))
 
-    def get_stats(self, obj) -> dict:
+    @extend_schema_field(ProviderStatsSerializer)
+    def get_stats(self, obj):
         return {
             "successRate": obj.success_rate,
             "averageResponseTime": str(obj.integration.average_response_time),
@@ -207,7 +226,22 @@ class RefillSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class OrderServiceSerializer(serializers.Serializer):
+    """The ordered service (the order's `service`), as the panel's catalogue lists it."""
+
+    id = serializers.IntegerField()
+    serviceId = serializers.CharField()
+    name = serializers.CharField()
+    type = serializers.CharField()
+    category = serializers.CharField()
+    rate = serializers.DecimalField(max_digits=18, decimal_places=6)
+    refill = serializers.BooleanField()
+    cancel = serializers.BooleanField()
+
+
 class OrderSerializer(serializers.ModelSerializer):
+    # Nulls are real answers: no start count before the panel reports one, no quantity for the
+    # service types that take none, no completion or cancel request yet.
     orderId = serializers.IntegerField(source="id")
     externalOrderId = serializers.CharField(source="external_order_id")
     providerId = serializers.IntegerField(source="provider_id")
@@ -216,14 +250,14 @@ class OrderSerializer(serializers.ModelSerializer):
     service = serializers.SerializerMethodField()
     fields = serializers.JSONField(source="extra")
     status = serializers.SerializerMethodField()
-    statusCode = serializers.CharField(source="status")
+    statusCode = serializers.ChoiceField(source="status", choices=OrderStatus.choices)
     statusDisplay = serializers.CharField(source="get_status_display")
-    startCount = serializers.IntegerField(source="start_count")
-    cancelRequestedAt = serializers.DateTimeField(source="cancel_requested_at")
+    startCount = serializers.IntegerField(source="start_count", allow_null=True)
+    cancelRequestedAt = serializers.DateTimeField(source="cancel_requested_at", allow_null=True)
     refills = RefillSerializer(many=True)
     createdAt = serializers.DateTimeField(source="created_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
-    completedAt = serializers.DateTimeField(source="completed_at")
+    completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)
 
     class Meta:
         model = SMMOrder
@@ -233,10 +267,31 @@ class OrderSerializer(serializers.ModelSerializer):
                   "updatedAt", "completedAt"]
         read_only_fields = fields
 
-    def get_status(self, obj) -> str:
+    @extend_schema_field({"type": "string", "enum": STATUS_LABEL_VALUES,
+                          "description": "The seed's status label (statusCode: the same as a code)."})
+    def get_status(self, obj):
         return STATUS_LABELS.get(obj.status, obj.status)
 
-    def get_service(self, obj) -> dict:
+    @extend_schema_field(OrderServiceSerializer)
+    def get_service(self, obj):
         s = obj.service
         return {"id": s.pk, "serviceId": s.service_id, "name": s.name, "type": s.type, "category": s.category,
                 "rate": str(s.rate), "refill": s.refill, "cancel": s.cancel}
+
+
+# --- answers of actions, for the schema -----------------------------------------------------------
+class SyncResultSerializer(serializers.Serializer):
+    received = serializers.IntegerField(help_text=_("Services in the panel's answer."))
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    deactivated = serializers.IntegerField(help_text=_("Services the panel no longer lists."))
+    active = serializers.IntegerField()
+
+
+class SyncSerializer(serializers.Serializer):
+    result = SyncResultSerializer()
+    provider = ProviderSerializer()
+
+
+class QueuedSerializer(serializers.Serializer):
+    queued = serializers.BooleanField()

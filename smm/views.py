@@ -3,18 +3,25 @@
 Every queryset is scoped to the caller (staff see all); another merchant's provider or order is a
 404, never a 403 that would confirm it exists."""
 
+import django_filters
+from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import ProtectedError, Q
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.utils.translation import gettext_lazy as _lazy
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from integrations.api.filters import IdFilter
+from integrations.api.lookups import ValidLookupMixin
 from integrations.api.pagination import PagePagination
+from integrations.api.schema import PROVIDER_FAILURES, error
 from integrations.locks import provider_lock
 from integrations.models import ExternalIntegration
 
@@ -26,8 +33,10 @@ from .serializers import (
     OrderSerializer,
     ProviderInputSerializer,
     ProviderSerializer,
+    QueuedSerializer,
     RefillSerializer,
     ServiceSerializer,
+    SyncSerializer,
     api_errors,
 )
 
@@ -38,7 +47,7 @@ def _raise_from_django(exc):
     raise ValidationError({"detail": exc.messages}) from exc
 
 
-class ProviderViewSet(viewsets.GenericViewSet):
+class ProviderViewSet(ValidLookupMixin, viewsets.GenericViewSet):
     serializer_class = ProviderSerializer
     pagination_class = PagePagination
     queryset = SMMProvider.objects.none()
@@ -96,10 +105,13 @@ class ProviderViewSet(viewsets.GenericViewSet):
         provider.refresh_from_db()
         return Response(ProviderSerializer(provider).data)
 
+    @extend_schema(summary="Update some of a provider's fields (the same as PUT)",
+                   request=ProviderInputSerializer, responses=ProviderSerializer)
     def partial_update(self, request, pk=None):
         return self.update(request, pk)
 
-    @extend_schema(summary="Delete a provider (refused while it has orders: deactivate it instead)")
+    @extend_schema(summary="Delete a provider (refused while it has orders: deactivate it instead)",
+                   responses={204: None, 409: error("The provider has orders.")})
     def destroy(self, request, pk=None):
         provider = self.get_object()
         try:
@@ -121,6 +133,8 @@ class ProviderViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="Sync the provider's services now (`?async=1` queues it)",
         request=None,
+        responses={200: SyncSerializer, 202: QueuedSerializer, 409: error("A sync of this provider is running."),
+                   **PROVIDER_FAILURES},
         parameters=[OpenApiParameter("async", bool, required=False)],
     )
     @action(detail=True, methods=["post"])
@@ -137,7 +151,8 @@ class ProviderViewSet(viewsets.GenericViewSet):
         provider.refresh_from_db()
         return Response({"result": result, "provider": ProviderSerializer(provider).data})
 
-    @extend_schema(summary="Refresh the provider's balance now", request=None, responses=ProviderSerializer)
+    @extend_schema(summary="Refresh the provider's balance now", request=None,
+                   responses={200: ProviderSerializer, **PROVIDER_FAILURES})
     @action(detail=True, methods=["post"])
     def balance(self, request, pk=None):
         provider = self.get_object()
@@ -174,44 +189,57 @@ class ProviderViewSet(viewsets.GenericViewSet):
         return self.get_paginated_response(ServiceSerializer(page, many=True).data)
 
 
-class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class StatusLabelsField(forms.CharField):
+    """Status labels or codes, comma-separated, as the status codes they name."""
+
+    default_error_messages = {"unknown": _lazy("Unknown status.")}
+
+    def clean(self, value):
+        value = super().clean(value)
+        if not value:
+            return []
+        codes = [LABEL_TO_STATUS.get(s.strip().lower()) for s in value.split(",")]
+        if None in codes:
+            raise forms.ValidationError(self.error_messages["unknown"], code="unknown")
+        return codes
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class StatusFilter(django_filters.Filter):
+    field_class = StatusLabelsField
+
+
+class OrderFilter(django_filters.FilterSet):
+    status = StatusFilter(field_name="status", lookup_expr="in",
+                          help_text="Pending, In progress, Completed… (comma-separated for several)")
+    provider = IdFilter(field_name="provider_id", help_text="A provider's id")
+
+    class Meta:
+        model = SMMOrder
+        fields = ["status", "provider"]
+
+
+class OrderViewSet(ValidLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = OrderSerializer
     pagination_class = PagePagination
     queryset = SMMOrder.objects.none()
+    filterset_class = OrderFilter
 
     def get_queryset(self):
         qs = SMMOrder.objects.select_related("provider__integration", "service").prefetch_related("refills")
         if not self.request.user.is_staff:
             qs = qs.filter(owner=self.request.user)
-        if self.action == "list":
-            wanted = self.request.query_params.get("status")
-            if wanted:
-                codes = [LABEL_TO_STATUS.get(s.strip().lower()) for s in wanted.split(",")]
-                if None in codes:
-                    raise ValidationError({"status": [_("Unknown status.")]})
-                qs = qs.filter(status__in=codes)
-            if self.request.query_params.get("provider"):
-                try:
-                    qs = qs.filter(provider_id=int(self.request.query_params["provider"]))
-                except ValueError:
-                    raise ValidationError({"provider": [_("A whole number is required.")]}) from None
         return qs.order_by("-created_at", "-id")
 
-    @extend_schema(
-        summary="The caller's orders",
-        parameters=[
-            OpenApiParameter("status", str, required=False, description="Pending, In progress, Completed… "
-                             "(comma-separated for several)"),
-            OpenApiParameter("provider", int, required=False),
-        ],
-    )
+    @extend_schema(summary="The caller's orders")
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
     @extend_schema(
         summary="Create an order (send an `Idempotency-Key` header to make retries safe)",
         request=OrderInputSerializer,
-        responses={201: OrderSerializer, 200: OrderSerializer},
+        responses={201: OrderSerializer, 200: OrderSerializer,
+                   409: error("The idempotency key was already used for a different order.")},
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
     )
     def create(self, request):
@@ -250,7 +278,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def _order(self, pk):
         return get_object_or_404(self.get_queryset(), pk=pk)
 
-    @extend_schema(summary="Ask the panel to refill the order", request=None, responses={201: RefillSerializer})
+    @extend_schema(summary="Ask the panel to refill the order", request=None,
+                   responses={201: RefillSerializer, **PROVIDER_FAILURES})
     @action(detail=True, methods=["post"])
     def refill(self, request, pk=None):
         order = self._order(pk)
@@ -262,7 +291,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise ValidationError({"detail": [refill.error]})
         return Response(RefillSerializer(refill).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Ask the panel to cancel the order", request=None, responses={202: OrderSerializer})
+    @extend_schema(summary="Ask the panel to cancel the order", request=None,
+                   responses={202: OrderSerializer, **PROVIDER_FAILURES})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         order = self._order(pk)
@@ -272,7 +302,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             _raise_from_django(exc)
         return Response(OrderSerializer(self._order(pk)).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(summary="Ask the panel for the order's status now", request=None, responses=OrderSerializer)
+    @extend_schema(summary="Ask the panel for the order's status now", request=None,
+                   responses={200: OrderSerializer, **PROVIDER_FAILURES})
     @action(detail=True, methods=["post"])
     def refresh(self, request, pk=None):
         orders.refresh_order(self._order(pk))

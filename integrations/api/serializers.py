@@ -1,13 +1,17 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from integrations.models import ExternalIntegration, IntegrationLog
+from integrations.models import ExternalIntegration, Health, IntegrationLog
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
     """A provider row as merchants and staff see it. Credentials are never part of any output."""
 
-    success_rate = serializers.FloatField(read_only=True, help_text=_("Percent of successful calls."))
+    # Null before the first call.
+    success_rate = serializers.FloatField(read_only=True, allow_null=True, help_text=_("Percent of successful calls."))
+    # Blank until the provider's first health check.
+    health_status = serializers.ChoiceField(choices=Health.choices, allow_blank=True, read_only=True,
+                                            label=_("health"))
 
     class Meta:
         model = ExternalIntegration

@@ -1,0 +1,30 @@
+"""Filters shared by the API's views."""
+
+import django_filters
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
+
+# Every id in the hub is a 64-bit signed integer (or a UUID); a larger number cannot name a row, and on
+# SQLite a foreign-key lookup with it raises OverflowError (a 500) instead of finding nothing.
+MAX_ID = 2**63 - 1
+
+
+class IdField(forms.IntegerField):
+    # One message for both bounds (Django's validators would name one bound only).
+    default_error_messages = {
+        "min_value": _("An id is a whole number from 1 to 9223372036854775807."),
+        "max_value": _("An id is a whole number from 1 to 9223372036854775807."),
+    }
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+@extend_schema_field({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID})
+class IdFilter(django_filters.Filter):
+    """An integer id (of the row itself or of a foreign key), refused with a 400 when out of range."""
+
+    field_class = IdField
