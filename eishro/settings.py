@@ -236,6 +236,8 @@ MONITORING_ALERT_COOLDOWN_SECONDS = env.int("MONITORING_ALERT_COOLDOWN_SECONDS",
 MONITORING_DEGRADED_WINDOW = env.int("MONITORING_DEGRADED_WINDOW", default=5)
 MONITORING_DEGRADED_FAILURES = env.int("MONITORING_DEGRADED_FAILURES", default=2)
 MONITORING_DASHBOARD_REFRESH_SECONDS = env.int("MONITORING_DASHBOARD_REFRESH_SECONDS", default=60)
+# The seed's default SMM panels for every new merchant, without keys until the merchant sets them (smm.signals).
+SMM_DEFAULT_PANELS_AT_REGISTRATION = env.bool("SMM_DEFAULT_PANELS_AT_REGISTRATION", default=True)
 
 # --- brute force: failed sign-ins are limited per source (and per account where there is one) ----------
 # Reverse proxies in front of gunicorn that append the client's address to X-Forwarded-For (the TLS

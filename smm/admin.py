@@ -56,6 +56,8 @@ class SMMProviderAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("status"), ordering="integration__status")
     def status(self, obj):
+        if not providers.has_api_key(obj):
+            return _("%(status)s (no API key yet)") % {"status": obj.integration.get_status_display()}
         return obj.integration.get_status_display()
 
     @admin.display(description=_("balance"), ordering="balance")

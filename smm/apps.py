@@ -25,18 +25,20 @@ class SmmConfig(DomainConfig):
     sandbox_urls = "smm.sandbox"
     api_urls = "smm.api_urls"
 
+    def ready(self):
+        from . import signals
+
+        signals.connect()
+
     def affected_owners(self, integration):
-        """Merchants with unfinished orders on this panel: monitoring tells them when it goes down."""
+        """Merchants with unfinished orders on this panel: monitoring tells them when it goes down.
+        Their finished orders, here or on other panels, do not matter."""
         from django.contrib.auth import get_user_model
 
-        from .models import FINAL_STATES
+        from .models import FINAL_STATES, SMMOrder
 
-        return (
-            get_user_model()
-            .objects.filter(smm_orders__provider__integration=integration)
-            .exclude(smm_orders__status__in=FINAL_STATES)
-            .distinct()
-        )
+        unfinished = SMMOrder.objects.filter(provider__integration=integration).exclude(status__in=FINAL_STATES)
+        return get_user_model().objects.filter(pk__in=unfinished.values("owner_id"))
 
     def load_demo(self, merchant, stdout=None):
         """The three default panels for the demo merchant, pointed at the simulator. Idempotent."""

@@ -39,11 +39,24 @@ class SMMProvider(models.Model):
     services_count = models.PositiveIntegerField(_("supported services"), default=0)
     last_sync_at = models.DateTimeField(_("last service sync"), null=True, blank=True)
     last_sync_error = models.TextField(_("last sync error"), blank=True)
-    # Statistics of the seed, recomputed from the orders after each poll.
+    # Statistics of the seed: the orders in the table plus the `archived_*` figures below, written
+    # after every final state (smm.providers.refresh_stats).
     total_orders = models.PositiveIntegerField(_("orders"), default=0)
     completed_orders = models.PositiveIntegerField(_("completed orders"), default=0)
     failed_orders = models.PositiveIntegerField(_("failed orders"), default=0)
     total_spent = models.DecimalField(_("total spent"), max_digits=18, decimal_places=5, default=0)
+    # The share of the statistics of orders the cleanup deleted: folded in by the same transaction
+    # that deletes them, so the totals never shrink.
+    archived_orders = models.PositiveIntegerField(_("orders deleted by the cleanup"), default=0, editable=False)
+    archived_completed_orders = models.PositiveIntegerField(
+        _("completed orders deleted by the cleanup"), default=0, editable=False
+    )
+    archived_failed_orders = models.PositiveIntegerField(
+        _("failed orders deleted by the cleanup"), default=0, editable=False
+    )
+    archived_spent = models.DecimalField(
+        _("spent on orders deleted by the cleanup"), max_digits=18, decimal_places=5, default=0, editable=False
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -10,6 +10,8 @@ TRANSITIONS, with a history row); the many-orders status poll is in smm.polling.
 import hashlib
 import json
 import logging
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
@@ -28,13 +30,15 @@ from integrations.errors import (
     UnknownOutcome,
 )
 from integrations.models import Status
-from integrations.writes import ExternalWrite
+from integrations.writes import ExternalWrite, Outcome
 
-from .models import FINAL_STATES, OPEN_STATES, OrderStatus, SMMOrder, SMMRefill
+from .models import FINAL_STATES, OPEN_STATES, OrderStatus, SMMOrder, SMMProvider, SMMRefill
+from .providers import delete_orders_keeping_stats, refresh_stats, short_of_balance
 
 logger = logging.getLogger("smm")
 S = OrderStatus
 STALE_SUBMISSION = timedelta(minutes=10)
+CLEANUP_BATCH = 5000  # orders deleted (and archived) per transaction
 
 
 class IdempotencyConflict(Exception):
@@ -202,8 +206,46 @@ def _may_have_been_accepted(exc):
     return False
 
 
+def _amount(value):
+    """An amount as people write it: 5.00000 -> 5.00, 0.12500 -> 0.125."""
+    whole, _dot, fraction = f"{value.normalize():f}".partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+_stats = threading.local()
+
+
+@contextmanager
+def stats_batch():
+    """Within the block, a provider's statistics are refreshed once at its end rather than after each
+    of its orders (a retry run failing a hundred orders of one panel)."""
+    if getattr(_stats, "pending", None) is not None:
+        yield
+        return
+    _stats.pending = set()
+    try:
+        yield
+    finally:
+        pending, _stats.pending = _stats.pending, None
+        for provider_pk in sorted(pending):
+            refresh_stats(provider_pk)
+
+
+def stats_changed(provider_pk):
+    pending = getattr(_stats, "pending", None)
+    if pending is None:
+        refresh_stats(provider_pk)
+    else:
+        pending.add(provider_pk)
+
+
 class OrderSubmission(ExternalWrite):
-    """The panel's `add`, exactly once: `created` is the queue, `submitting` the claim."""
+    """The panel's `add`, exactly once: `created` is the queue, `submitting` the claim.
+
+    An order whose panel's last known balance is below its estimated charge is held: it stays
+    queued, unclaimed and unsent, with the reason in its `error`, and the retry job leaves it alone
+    until a balance check shows enough (`due`). Holding happens before the claim, so a held order is
+    never half-sent, and whichever path sends it later goes through the same claim."""
 
     model = SMMOrder
     machine = SMMOrder.machine
@@ -212,6 +254,76 @@ class OrderSubmission(ExternalWrite):
 
     def get_queryset(self):
         return SMMOrder.objects.select_related("provider__integration", "service")
+
+    def due(self, now=None):
+        return super().due(now).exclude(short_of_balance())
+
+    def claim(self, obj, now=None):
+        if self.state_of(obj) == self.queued and self.hold(obj):
+            return False
+        return super().claim(obj, now)
+
+    def hold(self, order):
+        """Whether `order` must wait for the panel's balance; if so, say why on the order (once per
+        balance figure) and warn the operator: a log warning, and the provider's `low_balance` flag,
+        which the admin lists and filters."""
+        provider = order.provider
+        if (
+            provider.balance is None
+            or order.charge is None
+            or provider.currency != order.currency
+            or provider.balance >= order.charge
+        ):
+            return False
+        message = _(
+            "Held: balance too low. The panel's balance (%(balance)s %(currency)s) is below this order's "
+            "estimated charge (%(charge)s %(currency)s); it is sent once a balance check shows enough."
+        ) % {"balance": _amount(provider.balance), "currency": provider.currency, "charge": _amount(order.charge)}
+        now = timezone.now()
+        newly = SMMOrder.objects.filter(pk=order.pk, status=S.CREATED).exclude(error=message).update(
+            error=message, updated_at=now
+        )
+        order.error = message
+        if newly:
+            logger.warning("SMM order %s held: provider %s (%s) has %s %s, the order needs %s", order.pk, provider,
+                           provider.pk, provider.balance, provider.currency, order.charge)
+            SMMProvider.objects.filter(pk=provider.pk, low_balance=False).update(low_balance=True, updated_at=now)
+        return True
+
+    def submit(self, obj, now=None):
+        try:
+            outcome = super().submit(obj, now)
+        except Exception:
+            stats_changed(obj.provider_id)  # it is unknown now
+            raise
+        # Failed is final; unknown counts as submitted. A sent order is open: the poll counts it.
+        if outcome in (Outcome.FAILED, Outcome.UNKNOWN):
+            stats_changed(obj.provider_id)
+        return outcome
+
+    def retry_due(self, limit=100, now=None):
+        with stats_batch():
+            return super().retry_due(limit=limit, now=now)
+
+    def sweep_stale(self, older_than=None, now=None):
+        pks = super().sweep_stale(older_than, now)
+        if pks:
+            with stats_batch():
+                for provider_pk in SMMOrder.objects.filter(pk__in=pks).values_list("provider_id", flat=True):
+                    stats_changed(provider_pk)
+        return pks
+
+    def resolve_sent(self, obj, reference, *, actor=None, note=""):
+        moved = super().resolve_sent(obj, reference, actor=actor, note=note)
+        if moved:
+            stats_changed(obj.provider_id)
+        return moved
+
+    def resolve_failed(self, obj, *, actor=None, note=""):
+        moved = super().resolve_failed(obj, actor=actor, note=note)
+        if moved:
+            stats_changed(obj.provider_id)
+        return moved
 
     def send(self, order):
         service = order.service
@@ -291,8 +403,9 @@ def refresh_order(order):
     if answer.status == order.status:
         # Only while it still is in the status we read: a row the poll finished meanwhile is left alone.
         SMMOrder.objects.filter(pk=order.pk, status=order.status).update(**fields, updated_at=timezone.now())
-    else:
-        order.transition(answer.status, reason=_("Status from the panel (refresh)."), **fields)
+    elif order.transition(answer.status, reason=_("Status from the panel (refresh)."), **fields):
+        if answer.status in FINAL_STATES:
+            stats_changed(order.provider_id)
     order.refresh_from_db()
     return order
 
@@ -369,10 +482,16 @@ def cancel_order(order):
     return order
 
 
-def cleanup_orders(days=180):
-    """Delete finished orders (and their refills) older than `days`."""
+def cleanup_orders(days=180, batch=CLEANUP_BATCH):
+    """Delete finished orders (and their refills) older than `days`, a batch per transaction; their
+    figures stay in their provider's statistics (smm.providers.delete_orders_keeping_stats)."""
     cutoff = timezone.now() - timedelta(days=days)
     old = SMMOrder.objects.filter(status__in=FINAL_STATES, updated_at__lt=cutoff)
-    SMMRefill.objects.filter(order__in=old).delete()
-    deleted, _detail = old.delete()
+    deleted = 0
+    for provider_pk in list(old.order_by().values_list("provider_id", flat=True).distinct()):
+        while pks := list(old.filter(provider_id=provider_pk).order_by("pk").values_list("pk", flat=True)[:batch]):
+            done = delete_orders_keeping_stats(provider_pk, pks)
+            deleted += done
+            if not done:
+                break
     return deleted

@@ -27,6 +27,7 @@ from integrations.http import raise_for_response
 from .interface import SmmPanel
 
 BATCH = 100  # ids per multi-status / multi-refill / cancel call
+NO_API_KEY = _("No API key yet: set the panel's API key to activate it.")
 
 # Panel status text -> our SMMOrder.Status value.
 STATUS_MAP = {
@@ -168,7 +169,11 @@ class PanelV2(SmmPanel):
 
     # --- transport ---------------------------------------------------------------------------
     def call(self, action, *, idempotent, **fields):
-        data = {"key": self.credentials.get("api_key", ""), "action": action}
+        key = self.credentials.get("api_key", "")
+        if not key:
+            # A default panel waiting for its key (smm.providers.create_default_panels): nothing to ask.
+            raise ProviderAuthError(str(NO_API_KEY), sent=False)
+        data = {"key": key, "action": action}
         data.update({k: v for k, v in fields.items() if v is not None and v != ""})
         response = self.client.request("POST", "", operation=action, data=data, idempotent=idempotent,
                                        raise_for_status=False)

@@ -8,13 +8,15 @@ in `SMMProvider`.
 import logging
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from integrations.models import ExternalIntegration, Kind, Status
 
-from .models import OPEN_STATES, OrderStatus, SMMOrder, SMMProvider
+from .models import FINAL_STATES, OPEN_STATES, OrderStatus, SMMOrder, SMMProvider, SMMRefill
 
 logger = logging.getLogger("smm")
 S = OrderStatus
@@ -26,6 +28,7 @@ DEFAULT_PROVIDERS = {
     "secsers": ("secsers", "Secsers", "https://secsers.com/api/v2"),
 }
 SMM_CODES = ("jap", "smmkings", "secsers", "panel_v2")
+NO_API_KEY_YET = _("No API key yet: set the panel's API key to activate it.")
 
 
 def default_code_for(name):
@@ -62,6 +65,9 @@ def create_provider(
 @transaction.atomic
 def update_provider(provider, **fields):
     integration = provider.integration
+    had_key = has_api_key(provider)
+    if fields.get("is_active") and not had_key and not fields.get("api_key"):
+        raise ValidationError({"is_active": [NO_API_KEY_YET]})
     mapping = {"name": "name", "display_name": "display_name", "api_url": "base_url", "priority": "priority"}
     for key, attr in mapping.items():
         if fields.get(key) is not None:
@@ -72,6 +78,9 @@ def update_provider(provider, **fields):
         integration.code = fields["code"]
     if fields.get("is_active") is not None:
         integration.status = Status.ACTIVE if fields["is_active"] else Status.INACTIVE
+    elif not had_key and fields.get("api_key"):
+        # A panel waiting for its key (create_default_panels) was inactive only for the want of it.
+        integration.status = Status.ACTIVE
     integration.save()
     if fields.get("low_balance_threshold") is not None:
         provider.low_balance_threshold = fields["low_balance_threshold"]
@@ -81,10 +90,34 @@ def update_provider(provider, **fields):
 
 
 def toggle_provider(provider):
-    """Active <-> inactive (an `error`/`maintenance` provider is switched on)."""
+    """Active <-> inactive (an `error`/`maintenance` provider is switched on; one without its API key
+    is not)."""
     integration = provider.integration
+    if integration.status != Status.ACTIVE and not has_api_key(provider):
+        raise ValidationError({"is_active": [NO_API_KEY_YET]})
     integration.set_status(Status.INACTIVE if integration.status == Status.ACTIVE else Status.ACTIVE)
     return provider
+
+
+def has_api_key(provider):
+    return bool((provider.integration.credentials or {}).get("api_key"))
+
+
+def create_default_panels(user):
+    """The seed's default panels for a new merchant, "at registration" (smm.signals), before the
+    merchant has their keys: each without a key and inactive (ExternalIntegration.clean accepts a
+    missing credential on an inactive row only), so that no job syncs, polls, asks the balance of or
+    health-checks it. Setting its key activates it (update_provider). Panels the merchant already
+    has (by name) are left alone. Returns the panels created."""
+    existing = set(ExternalIntegration.objects.filter(owner=user, name__in=[v[0] for v in DEFAULT_PROVIDERS.values()])
+                   .values_list("name", flat=True))
+    created = []
+    with transaction.atomic():
+        for code, (name, display, url) in DEFAULT_PROVIDERS.items():
+            if name not in existing:
+                created.append(create_provider(owner=user, name=name, display_name=display, api_url=url, api_key="",
+                                               code=code, is_active=False))
+    return created
 
 
 def initialize_default_providers(user, keys, base_urls=None):
@@ -112,9 +145,20 @@ def initialize_default_providers(user, keys, base_urls=None):
     return providers
 
 
+def short_of_balance():
+    """The orders (an SMMOrder lookup) whose panel's last known balance is below their estimated
+    charge: held in the queue instead of being sent (smm.orders.OrderSubmission). An unknown balance
+    or charge, or another currency, holds nothing: there is nothing to compare."""
+    return Q(charge__isnull=False, provider__balance__isnull=False, provider__balance__lt=F("charge"),
+             provider__currency=F("currency"))
+
+
 def refresh_balance(provider):
     amount, currency = provider.adapter.balance()
-    low = amount < provider.low_balance_threshold
+    # Low also while a queued order needs more than the panel has: the operator's sign of held orders.
+    low = amount < provider.low_balance_threshold or SMMOrder.objects.filter(
+        provider=provider, status=S.CREATED, charge__gt=amount, currency=currency
+    ).exists()
     if low and not provider.low_balance:
         logger.warning("SMM provider %s (%s) balance is low: %s %s (threshold %s)", provider, provider.pk,
                        amount, currency, provider.low_balance_threshold)
@@ -126,17 +170,67 @@ def refresh_balance(provider):
     return amount, currency
 
 
-def refresh_stats(provider):
-    """The seed's statistics, recomputed from the orders in one query."""
-    agg = SMMOrder.objects.filter(provider=provider).exclude(status__in=[S.CREATED, S.SUBMITTING]).aggregate(
-        total=Count("id"),
-        completed=Count("id", filter=Q(status=S.COMPLETED)),
-        failed=Count("id", filter=Q(status=S.FAILED)),
-        spent=Sum("charge", filter=Q(status__in=[S.COMPLETED, S.PARTIAL, *OPEN_STATES])),
+# What the seed's statistics count: every order that left the queue; spent is what the open,
+# completed and partial ones cost.
+NOT_SUBMITTED = (S.CREATED, S.SUBMITTING)
+SPENDING = (S.COMPLETED, S.PARTIAL, *OPEN_STATES)
+ARCHIVED = {"total_orders": "archived_orders", "completed_orders": "archived_completed_orders",
+            "failed_orders": "archived_failed_orders", "total_spent": "archived_spent"}
+
+
+def _figures(orders):
+    agg = orders.exclude(status__in=NOT_SUBMITTED).aggregate(
+        total_orders=Count("id"),
+        completed_orders=Count("id", filter=Q(status=S.COMPLETED)),
+        failed_orders=Count("id", filter=Q(status=S.FAILED)),
+        total_spent=Sum("charge", filter=Q(status__in=SPENDING)),
     )
-    values = dict(total_orders=agg["total"], completed_orders=agg["completed"], failed_orders=agg["failed"],
-                  total_spent=agg["spent"] or Decimal("0"))
-    SMMProvider.objects.filter(pk=provider.pk).update(**values)
-    for name, value in values.items():
-        setattr(provider, name, value)
+    agg["total_spent"] = agg["total_spent"] or Decimal("0")
+    return agg
+
+
+def _lock(provider_pk):
+    """Take the provider's row until the transaction ends (SQLite: the IMMEDIATE transaction already
+    holds the database's write lock). Returns its archived figures, or None if it is gone."""
+    return (SMMProvider.objects.select_for_update().filter(pk=provider_pk)
+            .values(*ARCHIVED.values()).first())
+
+
+def refresh_stats(provider):
+    """The seed's statistics: the provider's orders in the table (one query) plus the figures of
+    those the cleanup deleted. Called after every final state of an order.
+
+    The row is locked before the orders are counted, so concurrent refreshes run one after the
+    other and each counts after the previous one committed (PostgreSQL's READ COMMITTED reads with a
+    new snapshot per statement): every move is followed by a refresh that sees it, and none writes
+    an older count over a newer one."""
+    pk = getattr(provider, "pk", provider)
+    with transaction.atomic():
+        archived = _lock(pk)
+        if archived is None:
+            return {}
+        values = {name: value + archived[ARCHIVED[name]]
+                  for name, value in _figures(SMMOrder.objects.filter(provider_id=pk)).items()}
+        SMMProvider.objects.filter(pk=pk).update(**values)
+    if isinstance(provider, SMMProvider):
+        for name, value in values.items():
+            setattr(provider, name, value)
     return values
+
+
+def delete_orders_keeping_stats(provider_pk, pks):
+    """Delete these finished orders of one provider (and their refills), adding their figures to the
+    provider's archived ones in the same transaction: the statistics stay what they were. Returns
+    how many orders were deleted."""
+    with transaction.atomic():
+        if _lock(provider_pk) is None:
+            return 0
+        # Only finished orders: their figures can no longer change once archived.
+        orders = SMMOrder.objects.filter(provider_id=provider_pk, pk__in=pks, status__in=FINAL_STATES)
+        figures = _figures(orders)
+        SMMRefill.objects.filter(order__in=orders).delete()
+        _count, detail = orders.delete()
+        SMMProvider.objects.filter(pk=provider_pk).update(
+            **{ARCHIVED[name]: F(ARCHIVED[name]) + value for name, value in figures.items()}
+        )
+    return detail.get(SMMOrder._meta.label, 0)

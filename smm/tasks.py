@@ -21,7 +21,9 @@ def _provider(pk):
 
 def _run_locked(task, job, provider_pk, func):
     provider = _provider(provider_pk)
-    if provider is None or not provider.is_active:
+    # A panel without its key is inactive (providers.create_default_panels); the key is checked too
+    # in case a row was switched on around the API, so that no job ever calls a panel with no key.
+    if provider is None or not provider.is_active or not providers.has_api_key(provider):
         return "skipped"
     with provider_lock(provider.pk, job) as acquired:
         if not acquired:

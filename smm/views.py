@@ -97,11 +97,14 @@ class ProviderViewSet(ValidLookupMixin, viewsets.GenericViewSet):
         v = data.validated_data
         if v.get("name") and self._name_taken(provider.integration.owner, v["name"], provider.integration_id):
             raise ValidationError({"name": [_("You already have a provider with this name.")]})
-        providers.update_provider(
-            provider, name=v.get("name"), display_name=v.get("displayName") or None, api_url=v.get("apiUrl"),
-            api_key=v.get("apiKey"), priority=v.get("priority"), code=v.get("code"), is_active=v.get("isActive"),
-            low_balance_threshold=v.get("lowBalanceThreshold"),
-        )
+        try:
+            providers.update_provider(
+                provider, name=v.get("name"), display_name=v.get("displayName") or None, api_url=v.get("apiUrl"),
+                api_key=v.get("apiKey"), priority=v.get("priority"), code=v.get("code"), is_active=v.get("isActive"),
+                low_balance_threshold=v.get("lowBalanceThreshold"),
+            )
+        except DjangoValidationError as exc:
+            _raise_from_django(exc)
         provider.refresh_from_db()
         return Response(ProviderSerializer(provider).data)
 
@@ -127,7 +130,10 @@ class ProviderViewSet(ValidLookupMixin, viewsets.GenericViewSet):
     @extend_schema(summary="Activate or deactivate a provider", request=None, responses=ProviderSerializer)
     @action(detail=True, methods=["patch", "post"])
     def toggle(self, request, pk=None):
-        provider = providers.toggle_provider(self.get_object())
+        try:
+            provider = providers.toggle_provider(self.get_object())
+        except DjangoValidationError as exc:  # a panel without its API key stays off
+            _raise_from_django(exc)
         return Response(ProviderSerializer(provider).data)
 
     @extend_schema(

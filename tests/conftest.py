@@ -37,6 +37,14 @@ def set_eager(value):
 
 
 @pytest.fixture(autouse=True)
+def _no_default_smm_panels(settings):
+    """Suites give their merchants the panels they need; the seed's default panels at registration
+    (smm.signals, on in production) are turned on by the tests of that feature
+    (tests/smm/test_default_panels.py)."""
+    settings.SMM_DEFAULT_PANELS_AT_REGISTRATION = False
+
+
+@pytest.fixture(autouse=True)
 def _eager_celery():
     """Tasks run in-process by default; `celery_worker_process` sends them to a real worker instead."""
     set_eager(True)
