@@ -165,18 +165,34 @@ else:
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_BROKER_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport, but writing whole files and setting an unreadable one aside in
+    # `rejected` with a warning: kombu's own let a half-written file kill the worker (eishro.broker).
+    CELERY_BROKER_TRANSPORT = "eishro.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "control_folder": str(CELERY_BROKER_DIR / "control"),
+        "claimed_folder": str(CELERY_BROKER_DIR / "claimed"),
+        "rejected_folder": str(CELERY_BROKER_DIR / "rejected"),
         "polling_interval": 0.1,
     }
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# A task's message is acknowledged once the task has finished, not when it arrives, so a worker
+# stopped mid-task does not lose it: it is queued again at once by a warm shutdown (either broker),
+# after Redis's visibility timeout (1 h) if the worker was killed outright; the file broker keeps
+# unacknowledged messages only in the worker's memory, so a killed worker loses those. A task may
+# therefore run twice: provider writes are exactly-once for that reason (integrations.writes).
 CELERY_TASK_ACKS_LATE = True
+# A pool child that dies mid-task (prefork: OOM, segfault) has its task queued again rather than
+# recorded as failed. Our threads pool has no children; this holds should the pool change.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A worker holds at most --concurrency unacknowledged messages: none wait behind a long task, and a
+# killed worker owes at most that many. A message file that cannot be read at all is set aside in
+# var/broker/rejected with a warning (eishro.broker); one Celery cannot decode, or whose task it
+# does not know, Celery logs and drops.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "Africa/Tripoli"
