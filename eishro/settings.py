@@ -237,8 +237,12 @@ OPERATIONS_EMAILS = env.list("OPERATIONS_EMAILS", default=[])
 
 # --- the hub's own settings ----------------------------------------------------------------------
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
-# Where the simulators are reached from workers and the web server (demo data points providers here).
-SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", default="http://127.0.0.1:8000/sandbox")
+# Where the simulators are reached from workers and the web server (demo data points providers here):
+# by default where `make run` serves (RUN_ADDR, as runserver reads it), a wildcard bind on the loopback.
+_run_host, _, _run_port = env.str("RUN_ADDR", default="127.0.0.1:8000").rpartition(":")
+if _run_host in ("", "0.0.0.0", "0", "[::]", "::"):  # noqa: S104 - an address read here, not bound
+    _run_host = "127.0.0.1"
+SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", default=f"http://{_run_host}:{_run_port}/sandbox")
 INTEGRATION_LOG_RETENTION_MONTHS = env.int("INTEGRATION_LOG_RETENTION_MONTHS", default=6)
 INTEGRATION_LOG_PARTITIONS_AHEAD = env.int("INTEGRATION_LOG_PARTITIONS_AHEAD", default=3)
 INTEGRATION_LOG_BODY_LIMIT = env.int("INTEGRATION_LOG_BODY_LIMIT", default=16_384)

@@ -1,11 +1,17 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView
 
 from integrations import webhooks
 from integrations.api.docs_views import ApiDocsView
 from integrations.domain import api_url_modules, sandbox_url_modules
+
+# The operators' back office under its own name, in their language: not "Django administration".
+admin.site.site_header = _("EISHRO back office")
+admin.site.site_title = _("EISHRO back office")
+admin.site.index_title = _("Integrations hub")
 
 # Each domain app declares its API and simulator URL modules on its config (integrations.domain).
 urlpatterns = [

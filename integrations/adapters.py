@@ -6,10 +6,12 @@ class carries its metadata (label, kind, credential fields and which of them are
 check, timeout), and the admin, the redaction and the health checks read it from there.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from .domain import domain_configs
 from .errors import UnknownAdapter
@@ -25,12 +27,57 @@ class CredentialField:
 
 @dataclass(frozen=True)
 class HealthCheck:
-    """How a provider is checked: an HTTP GET of `path` (relative to base URL) expecting `status`."""
+    """How a provider is checked: an HTTP GET of `path` (relative to base URL, or an absolute URL)
+    expecting `status`."""
 
     path: str = "health"
     timeout: float = 5.0
     expected_status: int = 200
     degraded_after: float | None = None  # seconds; None means 60% of the timeout
+
+
+# A row's configuration may override its adapter's check: the seed's probes are not always under the
+# API's base URL (Almadar's SMS API is sms.almadar.ly, its health URL api.almadar.ly/health), and each
+# provider has its own timeout (Moamalat 5000 ms, Amyal 3000 ms, Almadar 2000 ms).
+HEALTH_URL = "health_url"  # an absolute http(s) URL, checked like a provider URL
+HEALTH_TIMEOUT_MS = "health_timeout_ms"
+LEGACY_HEALTH_TIMEOUT = "health_timeout"  # seconds: read when health_timeout_ms is not set
+MAX_HEALTH_TIMEOUT_MS = 120_000
+
+
+def row_health(spec, configuration):
+    """`spec` (an adapter's `meta.health`) with the overrides of a row's `configuration`. Raises
+    ValidationError when an override is unusable."""
+    from .validators import validate_http_provider_url
+
+    config = configuration or {}
+    changes = {}
+    url = config.get(HEALTH_URL)
+    if url not in (None, ""):
+        if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+            raise ValidationError(_("%(key)s must be an absolute http:// or https:// URL.") % {"key": HEALTH_URL},
+                                  code="health_url")
+        try:
+            validate_http_provider_url(url)
+        except ValidationError as exc:
+            raise ValidationError(f"{HEALTH_URL}: {'; '.join(exc.messages)}", code="health_url") from None
+        changes["path"] = url
+    key, scale = (HEALTH_TIMEOUT_MS, 1000) if config.get(HEALTH_TIMEOUT_MS) not in (None, "") else (
+        LEGACY_HEALTH_TIMEOUT, 1)
+    raw = config.get(key)
+    if raw not in (None, ""):
+        try:
+            ms = float(raw) * 1000 / scale
+        except (TypeError, ValueError):
+            ms = None
+        if isinstance(raw, bool) or ms is None or not 0 < ms <= MAX_HEALTH_TIMEOUT_MS:
+            raise ValidationError(
+                _("%(key)s must be a number of milliseconds between 1 and %(max)d.")
+                % {"key": HEALTH_TIMEOUT_MS, "max": MAX_HEALTH_TIMEOUT_MS},
+                code="health_timeout",
+            )
+        changes["timeout"] = ms / 1000
+    return replace(spec, **changes) if changes else spec
 
 
 @dataclass(frozen=True)
@@ -70,15 +117,44 @@ class Adapter:
     def config(self):
         return self.integration.configuration or {}
 
+    probe_timeout = None  # set by `probe_health`: what the health round leaves this probe
+
+    @property
+    def health(self):
+        """This row's health check: `meta.health` with the row's overrides (see `row_health`)."""
+        return row_health(self.meta.health, self.config)
+
+    def probe_health(self, timeout):
+        """The health round's probe: `check_health()` with every call bounded by `timeout` seconds
+        and none retried. A row's `health_url` is probed with a GET whatever the adapter's own check.
+
+        The round gives each probe the least of its own timeout and the time left in the round: an
+        adapter's check made of ordinary calls (an SMM panel's `balance`, 30 s and retried) would
+        otherwise keep its thread running long after the round has recorded it as an error."""
+        from .http import ProviderClient
+
+        self.probe_timeout = timeout
+        self.client = ProviderClient(self.integration, timeout=timeout, retries=0)  # instead of the cached one
+        if self.config.get(HEALTH_URL):
+            return Adapter.check_health(self)
+        return self.check_health()
+
     def check_health(self):
         """Probe the provider once: return normally when it answers as expected, raise a ProviderError
         when not. The caller measures the time. Adapters whose provider has no health URL override this
         (an SMM panel is checked with a `balance` call)."""
         from .errors import ProviderUnavailable
 
-        spec = self.meta.health
+        try:
+            spec = self.health
+        except ValidationError as exc:
+            # A misconfigured row is an error of its check, never a crash of the round.
+            raise ProviderUnavailable(
+                _("The health check is misconfigured: %s") % "; ".join(exc.messages), sent=False
+            ) from None
+        timeout = min(spec.timeout, self.probe_timeout) if self.probe_timeout else spec.timeout
         response = self.client.request(
-            "GET", spec.path, timeout=spec.timeout, retries=0, raise_for_status=False, breaker=False
+            "GET", spec.path, timeout=timeout, retries=0, raise_for_status=False, breaker=False
         )
         if response.status_code != spec.expected_status:
             raise ProviderUnavailable(f"HTTP {response.status_code}", status_code=response.status_code)

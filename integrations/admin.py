@@ -9,7 +9,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .adapters import UnknownAdapter, adapter_class, code_choices
+from .adapters import HealthCheck, UnknownAdapter, adapter_class, code_choices, row_health
+from .admin_columns import clipped, dated
 from .models import ExternalIntegration, Fallback, IntegrationLog, StateTransition, Status, WebhookEvent
 
 MASK_PREFIX = "••••••"
@@ -29,6 +30,14 @@ def public_names(code):
         return {f.name for f in adapter_class(code).meta.credentials if not f.secret}
     except UnknownAdapter:
         return set()
+
+
+CONFIGURATION_HELP = _(
+    "JSON object. Keys read by the hub: timeout (seconds of each call), retries, backoff, "
+    "circuit_breaker_threshold, circuit_breaker_cooldown; health_url (an absolute URL to probe instead of "
+    "the adapter's own check, e.g. https://api.moamalat.ly/health), health_timeout_ms (the probe's timeout, "
+    "e.g. 5000), degraded_after_ms (slower checks are degraded)."
+)
 
 
 class CredentialsField(forms.CharField):
@@ -52,10 +61,19 @@ class IntegrationForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["code"].widget = forms.Select(choices=[("", "---------"), *code_choices()])
+        if "configuration" in self.fields:
+            self.fields["configuration"].help_text = CONFIGURATION_HELP
         stored = self.instance.credentials if self.instance.pk else {}
         public = public_names(self.instance.code) if self.instance.pk else set()
         shown = {k: (v if (k in public or v in (None, "")) else mask(v)) for k, v in (stored or {}).items()}
         self.initial["credentials_json"] = json.dumps(shown, ensure_ascii=False, indent=2) if shown else "{}"
+
+    def clean_configuration(self):
+        value = self.cleaned_data.get("configuration")
+        if value and not isinstance(value, dict):
+            raise forms.ValidationError(_("The configuration must be a JSON object."))
+        row_health(HealthCheck(), value)  # health_url is checked like the provider's URL
+        return value
 
     def clean_credentials_json(self):
         raw = self.cleaned_data.get("credentials_json") or "{}"
@@ -93,18 +111,19 @@ class IntegrationForm(forms.ModelForm):
 @admin.register(ExternalIntegration)
 class ExternalIntegrationAdmin(admin.ModelAdmin):
     form = IntegrationForm
+    # Short columns: the list fits 1,400 px (tests/integrations/test_admin_changelist_width.py).
     list_display = [
-        "display_name",
+        "name_short",
         "kind",
         "code",
-        "owner",
+        "owner_short",
         "status",
         "health_badge",
         "priority",
-        "total_requests",
+        "requests_short",
         "success_rate_display",
-        "average_response_time",
-        "last_health_check",
+        "response_time_short",
+        "checked_short",
     ]
     list_filter = ["kind", "status", "health_status", ("owner", admin.EmptyFieldListFilter)]
     search_fields = ["name", "display_name", "code", "base_url", "owner__username"]
@@ -126,6 +145,18 @@ class ExternalIntegrationAdmin(admin.ModelAdmin):
     ]
     actions = ["enable", "disable", "maintenance"]
     list_select_related = ["owner"]
+
+    name_short = clipped("display_name", _("display name"), 28, ordering="display_name")
+    owner_short = clipped("owner", _("owner"), 20, ordering="owner__username")
+    checked_short = dated("last_health_check", _("last health check"), ordering="last_health_check")
+
+    @admin.display(description=_("requests"), ordering="total_requests")
+    def requests_short(self, obj):
+        return obj.total_requests
+
+    @admin.display(description=_("ms"), ordering="average_response_time")
+    def response_time_short(self, obj):
+        return round(obj.average_response_time)
 
     @admin.display(description=_("Health"), ordering="health_status")
     def health_badge(self, obj):
@@ -164,13 +195,25 @@ class ExternalIntegrationAdmin(admin.ModelAdmin):
 
 @admin.register(IntegrationLog)
 class IntegrationLogAdmin(admin.ModelAdmin):
-    list_display = ["started_at", "integration", "transport", "operation", "endpoint", "response_status", "status",
-                    "request_duration"]
+    list_display = ["started_at", "provider_short", "transport", "operation_short", "endpoint_short",
+                    "http_status", "status", "duration_short"]
     list_filter = ["status", "transport", "method", "integration__kind"]
     search_fields = ["request_id", "operation", "endpoint", "error_message"]
     date_hierarchy = "started_at"
     list_select_related = ["integration"]
     show_full_result_count = False  # counting a partitioned table of millions of rows is slow
+
+    provider_short = clipped("integration", _("provider"), 24, ordering="integration__display_name")
+    operation_short = clipped("operation", _("operation"), 24, ordering="operation")
+    endpoint_short = clipped("endpoint", _("endpoint"), 48)
+
+    @admin.display(description=_("HTTP"), ordering="response_status")
+    def http_status(self, obj):
+        return obj.response_status
+
+    @admin.display(description=_("ms"), ordering="request_duration")
+    def duration_short(self, obj):
+        return None if obj.request_duration is None else round(obj.request_duration)
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
@@ -188,7 +231,10 @@ class IntegrationLogAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(admin.ModelAdmin):
-    list_display = ["received_at", "kind", "code", "integration", "event_id", "state", "attempts"]
+    list_display = ["received_at", "kind", "code_short", "provider_short", "event_id_short", "state", "attempts"]
+    code_short = clipped("code", _("adapter"), 20, ordering="code")
+    provider_short = clipped("integration", _("provider"), 24, ordering="integration__display_name")
+    event_id_short = clipped("event_id", _("event id"), 24, ordering="event_id")
     list_filter = ["state", "kind", "code"]
     search_fields = ["event_id", "error"]
     # The body as received is for handlers only (it may hold card numbers, tokens, passwords): the
@@ -227,7 +273,11 @@ class FallbackAdmin(admin.ModelAdmin):
 class StateTransitionAdmin(admin.ModelAdmin):
     """The append-only history of state moves: read only, never added, changed or deleted here."""
 
-    list_display = ["created_at", "content_type", "object_id", "field", "from_state", "to_state", "actor", "reason"]
+    list_display = ["created_at", "content_type", "object_short", "field", "from_state", "to_state", "actor_short",
+                    "reason_short"]
+    object_short = clipped("object_id", _("object id"), 13, ordering="object_id")
+    actor_short = clipped("actor", _("by"), 16)
+    reason_short = clipped("reason", _("reason"), 40)
     list_filter = ["content_type", "field", "to_state"]
     search_fields = ["=object_id", "reason"]
     list_select_related = ["content_type", "actor"]

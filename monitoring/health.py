@@ -1,8 +1,10 @@
 """The health round: every active provider probed concurrently, results stored, changes recorded.
 
 How a provider is checked is its adapter's business (`Adapter.check_health()` with the
-`meta.health` spec: path, timeout, expected status — the seed's table gives Moamalat 5 s, Amyal 3 s,
-Almadar 2 s, 200; SMM panels override it with a `balance` call). The round measures the time.
+`meta.health` spec: path, timeout, expected status; SMM panels override it with a `balance` call).
+A row's configuration may override the URL and the timeout (`health_url`, an absolute URL, and
+`health_timeout_ms`: the seed's table gives Moamalat https://api.moamalat.ly/health 5000 ms, Amyal
+3000 ms, Almadar 2000 ms on another host than its SMS API). The round measures the time.
 
 The status of one check (documented rule, see also README in the admin help texts):
   * **unhealthy** — the provider answered, but not as expected (wrong HTTP status, a provider error);
@@ -17,7 +19,10 @@ The registry row's `health_status` is healthy / degraded / unhealthy ("error" co
 
 A round takes about the longest timeout, not the sum: probes run in a thread pool, and a
 round-level deadline (longest timeout + grace) stops waiting for a probe that somehow outlives its
-own timeout. Rounds never overlap: the round holds a lock in the shared cache (`cache.add`).
+own timeout. Each probe gets the least of its own timeout and the time left before the longest
+timeout, with no retries (`Adapter.probe_health`), so that its thread ends within the round; only a
+probe that ignores its timeout (a blocked adapter) is left behind, recorded as an error. Rounds
+never overlap: the round holds a lock in the shared cache (`cache.add`).
 """
 
 import logging
@@ -31,11 +36,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from integrations.adapters import UnknownAdapter, adapter_class, adapter_for
+from integrations.adapters import HealthCheck as HealthSpec
+from integrations.adapters import UnknownAdapter, adapter_class, adapter_for, row_health
 from integrations.errors import ProviderError
 from integrations.models import ExternalIntegration, Health
 
@@ -60,10 +67,13 @@ def health_spec(integration):
     config = integration.configuration or {}
     try:
         spec = adapter_class(integration.code).meta.health
-        timeout, degraded_after = spec.timeout, spec.degraded_after
     except UnknownAdapter:
-        timeout, degraded_after = DEFAULT_TIMEOUT, None
-    timeout = float(config.get("health_timeout") or timeout or DEFAULT_TIMEOUT)
+        spec = HealthSpec(timeout=DEFAULT_TIMEOUT)
+    try:
+        spec = row_health(spec, config)
+    except ValidationError:
+        pass  # the probe reports the misconfiguration as its error
+    timeout, degraded_after = float(spec.timeout or DEFAULT_TIMEOUT), spec.degraded_after
     if config.get("degraded_after_ms"):
         threshold_ms = float(config["degraded_after_ms"])
     elif degraded_after:
@@ -102,14 +112,23 @@ class RoundResult:
         }
 
 
-def probe(integration, gate=None):
-    """Check one provider (in a worker thread). Never raises."""
+def probe(integration, gate=None, timeout=None, ends_at=None):
+    """Check one provider (in a worker thread) within `timeout` seconds and before `ends_at` (a
+    time.monotonic() value). Never raises."""
     if gate is not None:
         gate.wait()
     result = Probe(integration)
     t0 = time.perf_counter()
     try:
-        adapter_for(integration).check_health()
+        adapter = adapter_for(integration)
+        if timeout is None:
+            timeout = health_spec(integration)[0]
+        if ends_at is not None:
+            timeout = min(timeout, ends_at - time.monotonic())
+        if timeout <= 0:
+            # Queued behind other probes until the round's time was up.
+            raise ProviderError("No time left in the round.", sent=False)
+        adapter.probe_health(timeout)
         result.ok = True
     except UnknownAdapter as exc:
         result.error = str(exc)
@@ -169,11 +188,15 @@ def _run(providers, specs, longest):
         # Threads wait at the gate until all are started: the main thread is not starved of the GIL
         # by early probes while it is still handing out work, and every probe starts together.
         gate = threading.Event()
-        futures = {pool.submit(probe, p, gate): p for p in providers}
+        grace = min(ROUND_GRACE, max(0.2, 0.1 * longest))
+        # Probes queued behind others (more providers than workers) get only what is left, and end
+        # halfway through the grace at the latest: before the round stops waiting for them.
+        ends_at = time.monotonic() + longest + grace / 2
+        futures = {pool.submit(probe, p, gate, specs[p.pk][0], ends_at): p for p in providers}
         gate.set()
         # A probe that has not finished by then has already overrun its own timeout (a slow
         # connect plus a full read timeout, or a provider trickling bytes): it is an error now.
-        deadline = longest + min(ROUND_GRACE, max(0.2, 0.1 * longest))
+        deadline = longest + grace
         done, not_done = wait(futures, timeout=deadline)
         for future in done:
             p = future.result()
@@ -184,7 +207,11 @@ def _run(providers, specs, longest):
             probes[provider.pk] = Probe(
                 provider, response_time=round(deadline * 1000, 2), error="No answer within the round's deadline."
             )
-        pool.shutdown(wait=False, cancel_futures=True)
+        if not_done:
+            log.warning("health round: %d probe(s) outlived the round's deadline", len(not_done))
+        # Every probe ended: let the idle workers go before returning, so that no thread of this
+        # round outlives it. A probe that overran cannot be stopped; the round does not wait for it.
+        pool.shutdown(wait=not not_done, cancel_futures=True)
     result.duration = time.perf_counter() - t0
     result.changes = record(providers, specs, probes, result)
     return result

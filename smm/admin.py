@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from integrations.admin import ExternalWriteAdminMixin
+from integrations.admin_columns import clip, clipped, dated
 from integrations.errors import ProviderError
 
 from . import catalogue, orders, providers
@@ -31,9 +32,10 @@ def _run(modeladmin, request, queryset, func, done_message):
 
 @admin.register(SMMProvider)
 class SMMProviderAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "owner_name", "code", "status", "balance_display", "low_balance", "services_count",
-                    "last_sync_at", "success_rate_display", "average_response_time", "total_spent",
-                    "completed_orders"]
+    # Short columns: the list fits 1,400 px (tests/integrations/test_admin_changelist_width.py).
+    list_display = ["name_short", "owner_name", "code", "status", "balance_display", "low_balance", "services_short",
+                    "synced_short", "success_rate_display", "average_response_time", "spent_short",
+                    "completed_short"]
     list_filter = ["integration__status", "integration__code", "low_balance"]
     search_fields = ["integration__name", "integration__display_name", "integration__owner__username"]
     list_select_related = ["integration", "integration__owner"]
@@ -46,9 +48,26 @@ class SMMProviderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # providers are added through the API or `initialize_default_smm_providers`
 
+    name_short = clipped("integration.display_name", _("SMM provider"), 24, ordering="integration__display_name")
+    synced_short = dated("last_sync_at", _("last service sync"), ordering="last_sync_at")
+
     @admin.display(description=_("owner"), ordering="integration__owner__username")
     def owner_name(self, obj):
-        return obj.integration.owner
+        return clip(obj.integration.owner, 16)
+
+    @admin.display(description=_("services"), ordering="services_count")
+    def services_short(self, obj):
+        return obj.services_count
+
+    @admin.display(description=_("spent"), ordering="total_spent")
+    def spent_short(self, obj):
+        # Without the stored trailing zeros of five decimal places (and never in exponent notation).
+        text = f"{obj.total_spent:f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+
+    @admin.display(description=_("completed"), ordering="completed_orders")
+    def completed_short(self, obj):
+        return obj.completed_orders
 
     @admin.display(description=_("adapter"), ordering="integration__code")
     def code(self, obj):
@@ -64,13 +83,13 @@ class SMMProviderAdmin(admin.ModelAdmin):
     def balance_display(self, obj):
         return "—" if obj.balance is None else f"{obj.balance} {obj.currency}"
 
-    @admin.display(description=_("success rate (%)"))
+    @admin.display(description=_("success %"))
     def success_rate_display(self, obj):
         return "—" if obj.success_rate is None else obj.success_rate
 
-    @admin.display(description=_("average response time (ms)"))
+    @admin.display(description=_("ms"), ordering="integration__average_response_time")
     def average_response_time(self, obj):
-        return obj.integration.average_response_time
+        return round(obj.integration.average_response_time)
 
     @admin.action(description=_("Sync services now"))
     def sync_services(self, request, queryset):
@@ -90,8 +109,13 @@ class SMMProviderAdmin(admin.ModelAdmin):
 
 @admin.register(SMMService)
 class SMMServiceAdmin(admin.ModelAdmin):
-    list_display = ["service_id", "name", "provider", "category", "type", "rate", "min_quantity", "max_quantity",
-                    "refill", "cancel", "is_active", "last_seen_at"]
+    list_display = ["service_id", "name_short", "provider_short", "category_short", "type_short", "rate",
+                    "min_quantity", "max_quantity", "refill", "cancel", "is_active", "seen_short"]
+    name_short = clipped("name", _("name"), 40, ordering="name")
+    provider_short = clipped("provider", _("provider"), 20, ordering="provider__integration__display_name")
+    category_short = clipped("category", _("category"), 24, ordering="category")
+    type_short = clipped("type", _("type"), 16, ordering="type")
+    seen_short = dated("last_seen_at", _("last seen"), ordering="last_seen_at")
     list_filter = ["is_active", "type", "refill", "cancel", "provider", "category"]
     search_fields = ["name", "category", "service_id"]
     list_select_related = ["provider__integration"]
@@ -134,8 +158,12 @@ class SMMOrderForm(forms.ModelForm):
 class SMMOrderAdmin(ExternalWriteAdminMixin, admin.ModelAdmin):
     form = SMMOrderForm
     external_write = orders.submission  # "Resolve as sent" / "Resolve as failed" for orders under review
-    list_display = ["id", "owner", "provider", "service_short", "quantity", "status", "charge", "remains",
-                    "external_order_id", "created_at"]
+    # Short columns: the list fits 1,400 px (tests/integrations/test_admin_changelist_width.py).
+    list_display = ["id", "owner_short", "provider_short", "service_short", "quantity", "status", "charge",
+                    "remains", "panel_id_short", "created_at"]
+    owner_short = clipped("owner", _("owner"), 16, ordering="owner__username")
+    provider_short = clipped("provider", _("provider"), 20, ordering="provider__integration__display_name")
+    panel_id_short = clipped("external_order_id", _("panel order id"), 14, ordering="external_order_id")
     list_filter = ["status", "provider", "service__type", "created_at"]
     search_fields = ["=id", "=external_order_id", "link", "owner__username", "idempotency_key"]
     list_select_related = ["owner", "provider__integration", "service"]
@@ -156,7 +184,7 @@ class SMMOrderAdmin(ExternalWriteAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("service"))
     def service_short(self, obj):
-        return f"{obj.service.service_id} · {obj.service.name[:50]}"
+        return clip(f"{obj.service.service_id} · {obj.service.name}", 36)
 
     def save_model(self, request, obj, form, change):
         order_id = form.cleaned_data.get("resolve_order_id")
@@ -186,7 +214,10 @@ class SMMOrderAdmin(ExternalWriteAdminMixin, admin.ModelAdmin):
 
 @admin.register(SMMRefill)
 class SMMRefillAdmin(admin.ModelAdmin):
-    list_display = ["id", "order", "external_refill_id", "status", "error", "created_at", "last_checked_at"]
+    list_display = ["id", "order_short", "refill_id_short", "status", "error_short", "created_at", "last_checked_at"]
+    order_short = clipped("order", _("order"), 32, ordering="order_id")
+    refill_id_short = clipped("external_refill_id", _("panel refill id"), 14, ordering="external_refill_id")
+    error_short = clipped("error", _("error"), 40)
     list_filter = ["status", "created_at"]
     search_fields = ["=external_refill_id", "=order__id", "=order__external_order_id"]
     list_select_related = ["order__service"]
