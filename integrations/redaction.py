@@ -236,18 +236,34 @@ def redact_form(fields, secrets=(), extra_names=()):
 # provider sent is an attack surface of its own (entities).
 _ELEMENT = re.compile(
     r"<(?P<tag>(?:[\w.-]+:)?(?P<name>[\w.-]+))(?P<attrs>\s[^<>]*?)?(?<!/)>"
-    r"(?P<text>(?:<!\[CDATA\[.*?\]\]>|[^<])*)</(?P=tag)\s*>",
+    # A CDATA section ends at its first "]]>" and is not searched past the next "<![CDATA[": else
+    # every start tag before a long unclosed (or far-closed) section would scan to its end
+    # (quadratic time on "<a><![CDATA[" repeated).
+    # A comment inside the text ("hun<!-- -->ter2") does not make it less of a leaf.
+    r"(?P<text>(?:<!\[CDATA\[(?:(?!\]\]>|<!\[CDATA\[).)*+\]\]>|<!--(?:(?!-->|<!--).)*+-->|[^<])*+)"
+    r"</(?P=tag)\s*>",
     re.S,
 )
 _START_TAG = re.compile(r"<(?P<tag>[\w.:-]+)(?P<attrs>\s[^<>]*?)(?P<end>/?)>", re.S)
+# A name starts where a name can start (not inside another one) and its characters are taken
+# possessively: else a 100 KB word in a tag costs a scan from every one of its characters (minutes).
 _ATTRIBUTE = re.compile(
-    r"(?P<name>(?:[\w.-]+:)?(?P<local>[\w.-]+))(?P<eq>\s*=\s*)(?P<q>[\"'])(?P<value>.*?)(?P=q)", re.S
+    r"(?<![\w.:-])(?P<name>(?:[\w.-]++:)?+(?P<local>[\w.-]++))(?P<eq>\s*+=\s*+)(?P<q>[\"'])(?P<value>.*?)(?P=q)",
+    re.S,
 )
 
 
+_NAMED = re.compile(r"""(?i)(?<![\w.:-])name\s*+=\s*+(?P<q>["'])(?P<name>[^"'<>]*)(?P=q)""")
+
+
 def _mask_attributes(attrs, extra_names):
+    # An HTML form field quoted back (<input name="password" value="...">): its value is the secret.
+    named = _NAMED.search(attrs)
+    secret_value = named is not None and is_secret_name(named.group("name"), extra_names)
+
     def attribute(m):
-        if is_secret_name(m.group("local"), extra_names) and m.group("value"):
+        local = m.group("local")
+        if (is_secret_name(local, extra_names) or (secret_value and local.lower() == "value")) and m.group("value"):
             return f"{m.group('name')}{m.group('eq')}{m.group('q')}{MASK}{m.group('q')}"
         return m.group(0)
 
@@ -377,4 +393,16 @@ class RedactingFilter(logging.Filter):
         cleaned = redact_text(message)
         if cleaned != message:
             record.msg, record.args = cleaned, ()
+        # A traceback quotes exception messages (a requests error names the URL with its query, a
+        # chained provider error its answer): formatted once here, redacted, and kept where every
+        # Formatter looks for it before formatting the exception itself.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACK_FORMATTER.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
         return True
+
+
+_TRACEBACK_FORMATTER = logging.Formatter()
