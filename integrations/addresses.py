@@ -27,16 +27,28 @@ def is_public(address):
     """Whether an IP address (text or ipaddress object) is globally routable unicast."""
     ip = ipaddress.ip_address(str(address).split("%", 1)[0])  # a scoped IPv6 address ends with %zone
     if ip.version == 6:
-        # IPv4 inside IPv6 (::ffff:127.0.0.1, 64:ff9b::7f00:1) is judged by the IPv4 address.
+        # IPv4 inside IPv6 (::ffff:127.0.0.1, 64:ff9b::7f00:1, 6to4's 2002:7f00:1::) is judged by
+        # the IPv4 address: a gateway on the way may deliver it there.
         if ip.ipv4_mapped is not None:
             return is_public(ip.ipv4_mapped)
         if ip in _NAT64:
             return is_public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip.sixtofour is not None:
+            return is_public(ip.sixtofour)
+    if any(ip in network for network in _NOT_GLOBAL):
+        return False
     # `is_global` alone lets multicast through (224.0.0.0/4 is not in its private table).
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback)
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Not globally reachable per IANA's special-purpose registries, yet `is_global` on Python 3.11 says
+# they are (newer Pythons agree with IANA on most); fec0::/10 is the deprecated site-local range,
+# still routed inside some networks.
+_NOT_GLOBAL = tuple(
+    ipaddress.ip_network(network)
+    for network in ("192.0.0.0/24", "192.88.99.0/24", "fec0::/10", "3fff::/20", "5f00::/16")
+)
 
 
 def resolve(host, port, *, family=0, socktype=socket.SOCK_STREAM):

@@ -2,6 +2,8 @@
 
 from django.utils.translation import gettext_lazy as _
 
+from .redaction import redact_text
+
 
 class ProviderError(Exception):
     """Something went wrong talking to a provider. `transient` errors may be retried later.
@@ -24,6 +26,15 @@ class ProviderError(Exception):
         if sent is not None:
             self.sent = sent
         super().__init__(str(message or provider_message or self.default_message))
+
+    def mask(self, secrets):
+        """Mask `secrets` (a row's `secret_values`) in what this error says, in place; returns it.
+        A provider may quote the key it was sent, and not every transport masks answers itself."""
+        if secrets:
+            if self.provider_message:
+                self.provider_message = redact_text(str(self.provider_message), secrets)
+            self.args = tuple(redact_text(a, secrets) if isinstance(a, str) else a for a in self.args)
+        return self
 
 
 class ProviderAuthError(ProviderError):
@@ -81,3 +92,28 @@ class ProviderProtocolError(ProviderError):
 
 class UnknownAdapter(LookupError):
     pass
+
+
+def public_message(error):
+    """What a merchant may read of a provider error (the API's 502/503 `detail`, a stored sync error).
+
+    The provider's own message where it sent one (its JSON `error`, an SMTP or FTP reply), else the
+    hub's sentence for what happened, without what the exception quotes besides: the text of a
+    socket or HTTP library fault (addresses, ports, library classes), an HTML page's title or the
+    start of an answer we could not read. Those would let a URL typed by a merchant scan ports or
+    read what the hub can reach; they stay in the exception, for the call's log row and operators."""
+    if error.provider_message:
+        return redact_text(str(error.provider_message))[:1000]
+    text = str(error)
+    cause = error.__cause__
+    if isinstance(cause, ProviderError):
+        # A wrapper (an unknown outcome of an idempotent call, reported as unavailable).
+        return public_message(cause) if text == str(cause) else text
+    if cause is not None:
+        fault = str(cause).strip()
+        at = text.find(": " + fault[:20]) if fault else -1
+        return text[:at] + "." if at > 0 else text
+    if error.status_code is not None:
+        # Composed from an answer that carried no message of its own (a page, a redirect, bytes).
+        return str(error.default_message)
+    return text

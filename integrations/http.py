@@ -7,9 +7,14 @@ exponential backoff and full jitter for idempotent calls only, the mapping of HT
 merchant's key to wherever it points.
 """
 
+import functools
+import html
+import json
 import random
+import re
 import threading
 import time
+from urllib.parse import quote, quote_plus
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -230,16 +235,32 @@ def _scrub(response, secrets):
     """Mask this row's secrets in the provider's answer before anyone reads it. A provider that
     echoes the key back ("Invalid key sk_…", an HTML error page quoting the request) would otherwise
     put it into error messages, stored errors, alerts and API answers: every reader downstream gets
-    the masked text, so none of them has to remember to redact."""
+    the masked text, so none of them has to remember to redact. The key is looked for as the answer
+    may have encoded it too (JSON, PHP's "\\/", URL, HTML escapes): a parser would decode it."""
     content = response.content
     if not content or not secrets:
         return
-    for secret in secrets:
-        if len(secret) >= 4:
-            raw = secret.encode()
-            if raw in content:
-                content = content.replace(raw, MASK.encode())
+    for form in _echoed_forms(tuple(secrets)):
+        if form in content:
+            content = content.replace(form, MASK.encode())
     response._content = content
+
+
+@functools.lru_cache(maxsize=256)
+def _echoed_forms(secrets):
+    """Each secret as an answer could quote it, longest first (so a form is masked whole)."""
+    forms = set()
+    for secret in secrets:
+        if len(secret) < 4:
+            continue
+        escaped = json.dumps(secret)[1:-1]
+        for text in (secret, escaped, json.dumps(secret, ensure_ascii=False)[1:-1], escaped.replace("/", "\\/"),
+                     quote(secret, safe=""), quote(secret), quote_plus(secret), html.escape(secret),
+                     html.escape(secret, quote=False)):
+            forms.add(text.encode())
+            # Percent-encoding in lower case (%2f) reads the same.
+            forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text).encode())
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def _short(exc):

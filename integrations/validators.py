@@ -36,10 +36,14 @@ class ProviderURLValidator:
         if "@" in parts.netloc:
             raise ValidationError(_("Put the provider's credentials in its credentials, not in the URL."),
                                   code="userinfo")
+        try:
+            port = parts.port or DEFAULT_PORTS.get(parts.scheme, 443)
+        except ValueError:  # out of range: a form error, not a crash
+            raise ValidationError(_("The provider URL's port must be between 1 and 65535."), code="port") from None
         if addresses.private_allowed():
             return
         try:
-            addresses.resolve(parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme, 443))
+            addresses.resolve(parts.hostname, port)
         except errors.ForbiddenDestination:
             raise ValidationError(_("The provider URL points at a private or local address."), code="private") from None
         except errors.ProviderError:

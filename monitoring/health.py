@@ -45,6 +45,7 @@ from integrations.adapters import HealthCheck as HealthSpec
 from integrations.adapters import UnknownAdapter, adapter_class, adapter_for, row_health
 from integrations.errors import ProviderError
 from integrations.models import ExternalIntegration, Health
+from integrations.redaction import redact_text
 
 from .models import CheckStatus, HealthCheck, StatusChange
 
@@ -133,11 +134,13 @@ def probe(integration, gate=None, timeout=None, ends_at=None):
     except UnknownAdapter as exc:
         result.error = str(exc)
     except ProviderError as exc:
-        result.error = str(exc)
+        # The provider may quote the key it was sent: this text becomes HealthCheck.error,
+        # StatusChange.error, the incident, the alerts, the monitoring API and the dashboard.
+        result.error = str(exc.mask(integration.secret_values))
         result.answered = exc.status_code is not None
     except Exception as exc:
         log.exception("health check of %s crashed", integration)
-        result.error = f"{type(exc).__name__}: {exc}"
+        result.error = redact_text(f"{type(exc).__name__}: {exc}", integration.secret_values)
     finally:
         result.response_time = round((time.perf_counter() - t0) * 1000, 2)
         # Each pool thread has its own connection; never leave it open behind us.

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from integrations.errors import ProviderError
+from integrations.errors import ProviderError, public_message
 
 from .models import SMMProvider, SMMService
 
@@ -60,7 +60,11 @@ def sync_services(provider):
     try:
         rows = provider.adapter.services()
     except ProviderError as exc:
-        SMMProvider.objects.filter(pk=provider.pk).update(last_sync_error=str(exc)[:2000])
+        # The panel may have quoted its key back: masked before the error is stored or goes on (the
+        # API, the admin's message, a task's log). The merchant reads the provider's message, never
+        # the raw fault or answer (the call's log row keeps those).
+        exc.mask(provider.integration.secret_values)
+        SMMProvider.objects.filter(pk=provider.pk).update(last_sync_error=public_message(exc)[:2000])
         raise
     unique = list({r.service_id: r for r in rows}.values())
     now = timezone.now()

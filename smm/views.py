@@ -22,6 +22,7 @@ from integrations.api.filters import IdFilter
 from integrations.api.lookups import ValidLookupMixin
 from integrations.api.pagination import PagePagination
 from integrations.api.schema import PROVIDER_FAILURES, error
+from integrations.errors import ProviderError
 from integrations.locks import provider_lock
 from integrations.models import ExternalIntegration
 
@@ -47,10 +48,28 @@ def _raise_from_django(exc):
     raise ValidationError({"detail": exc.messages}) from exc
 
 
-class ProviderViewSet(ValidLookupMixin, viewsets.GenericViewSet):
+class MaskProviderSecrets:
+    """A provider's error may quote the key it was sent (an echo, over a transport that does not
+    mask answers itself): masked with the secrets of the provider row the request acted on before
+    the API shows it."""
+
+    _integration = None
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ProviderError) and self._integration is not None:
+            exc.mask(self._integration.secret_values)
+        return super().handle_exception(exc)
+
+
+class ProviderViewSet(MaskProviderSecrets, ValidLookupMixin, viewsets.GenericViewSet):
     serializer_class = ProviderSerializer
     pagination_class = PagePagination
     queryset = SMMProvider.objects.none()
+
+    def get_object(self):
+        provider = super().get_object()
+        self._integration = provider.integration
+        return provider
 
     def get_queryset(self):
         return (
@@ -225,7 +244,8 @@ class OrderFilter(django_filters.FilterSet):
         fields = ["status", "provider"]
 
 
-class OrderViewSet(ValidLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class OrderViewSet(MaskProviderSecrets, ValidLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                   viewsets.GenericViewSet):
     serializer_class = OrderSerializer
     pagination_class = PagePagination
     queryset = SMMOrder.objects.none()
@@ -282,7 +302,9 @@ class OrderViewSet(ValidLookupMixin, mixins.ListModelMixin, mixins.RetrieveModel
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     def _order(self, pk):
-        return get_object_or_404(self.get_queryset(), pk=pk)
+        order = get_object_or_404(self.get_queryset(), pk=pk)
+        self._integration = order.provider.integration
+        return order
 
     @extend_schema(summary="Ask the panel to refill the order", request=None,
                    responses={201: RefillSerializer, **PROVIDER_FAILURES})

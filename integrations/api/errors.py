@@ -5,14 +5,15 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from integrations.errors import ProviderError
+from integrations.errors import ProviderError, public_message
 
 
 def exception_handler(exc, context):
-    """DRF's handler, plus provider errors as 502/503 with the provider's message (never a traceback)."""
+    """DRF's handler, plus provider errors as 502/503 with the provider's message (never a traceback,
+    never the raw fault or answer behind it: see `public_message`)."""
     if isinstance(exc, ProviderError):
         code = status.HTTP_503_SERVICE_UNAVAILABLE if exc.transient else status.HTTP_502_BAD_GATEWAY
-        return Response({"detail": str(exc), "provider_error": type(exc).__name__}, status=code)
+        return Response({"detail": public_message(exc), "provider_error": type(exc).__name__}, status=code)
     return drf_exception_handler(exc, context)
 
 
