@@ -1,6 +1,9 @@
+import functools
 import json
+from importlib import import_module
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
@@ -12,8 +15,41 @@ from django.utils.translation import gettext_lazy as _
 from .adapters import HealthCheck, UnknownAdapter, adapter_class, code_choices, row_health
 from .admin_columns import clipped, dated
 from .models import ExternalIntegration, Fallback, IntegrationLog, StateTransition, Status, WebhookEvent
+from .permissions import KEEP_CREDENTIALS_ON_URL_CHANGE
 
 MASK_PREFIX = "••••••"
+
+
+class ActionPermissionsMixin:
+    """For every ModelAdmin of the hub: an action the user may not run is refused with a message.
+
+    Each action declares the permissions it needs (`@admin.action(permissions=[...])`), so Django
+    neither offers it nor dispatches it to a user without them. A forced POST of it would otherwise
+    get "No action selected", or nothing at all when the user has no action left: say plainly why
+    nothing happened."""
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST":
+            refused = self._refused_actions(request)
+            if refused:
+                self.message_user(request, refused_action_message(self, refused[0]), messages.ERROR)
+                return HttpResponseRedirect(request.get_full_path())
+        return super().changelist_view(request, extra_context)
+
+    def _refused_actions(self, request):
+        declared = {name: description for _func, name, description in self._get_base_actions()}
+        posted = [name for name in request.POST.getlist("action") if name in declared]
+        if not posted:
+            return []
+        allowed = self.get_actions(request)
+        return [declared[name] for name in posted if name not in allowed]
+
+
+def refused_action_message(modeladmin, description):
+    return gettext("You may not run “%(action)s” on %(objects)s: you do not have the permission it needs.") % {
+        "action": str(description) % admin.utils.model_format_dict(modeladmin.opts),
+        "objects": modeladmin.opts.verbose_name_plural,
+    }
 
 
 def mask(value):
@@ -40,6 +76,12 @@ CONFIGURATION_HELP = _(
 )
 
 
+KEY_NEEDED_FOR_NEW_URL = _(
+    "Changing the URL would send the stored credentials to the new address: enter them again (replace "
+    "every masked value), or leave the URL as it was."
+)
+
+
 class CredentialsField(forms.CharField):
     widget = forms.Textarea(attrs={"rows": 6, "cols": 60, "dir": "ltr", "style": "font-family: monospace"})
 
@@ -53,6 +95,9 @@ class IntegrationForm(forms.ModelForm):
         required=False,
         help_text=_("JSON object. Secret values are shown masked; leave a masked value unchanged to keep it."),
     )
+
+    # Set per request by the ModelAdmin: whether the user holds KEEP_CREDENTIALS_ON_URL_CHANGE.
+    may_keep_credentials_on_url_change = False
 
     class Meta:
         model = ExternalIntegration
@@ -84,10 +129,25 @@ class IntegrationForm(forms.ModelForm):
         if not isinstance(value, dict):
             raise forms.ValidationError(_("Credentials must be a JSON object."))
         stored = (self.instance.credentials if self.instance.pk else {}) or {}
+        self.kept_credentials = []
         for key, item in list(value.items()):
             if isinstance(item, str) and item.startswith(MASK_PREFIX) and key in stored:
                 value[key] = stored[key]
+                self.kept_credentials.append(key)
         return value
+
+    def clean(self):
+        cleaned = super().clean()
+        # A new URL with the stored secrets kept would send them to whatever address was typed in:
+        # whoever changes the URL enters them again, unless trusted to keep them (the permission).
+        if (
+            self.instance.pk
+            and "base_url" in self.changed_data
+            and getattr(self, "kept_credentials", None)
+            and not self.may_keep_credentials_on_url_change
+        ):
+            self.add_error("base_url", forms.ValidationError(KEY_NEEDED_FOR_NEW_URL, code="credentials_needed"))
+        return cleaned
 
     def _post_clean(self):
         self.instance.credentials = self.cleaned_data.get("credentials_json", self.instance.credentials)
@@ -109,7 +169,7 @@ class IntegrationForm(forms.ModelForm):
 
 
 @admin.register(ExternalIntegration)
-class ExternalIntegrationAdmin(admin.ModelAdmin):
+class ExternalIntegrationAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     form = IntegrationForm
     # Short columns: the list fits 1,400 px (tests/integrations/test_admin_changelist_width.py).
     list_display = [
@@ -169,6 +229,11 @@ class ExternalIntegrationAdmin(admin.ModelAdmin):
         rate = obj.success_rate
         return "—" if rate is None else f"{rate}%"
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)  # a new class per request
+        form.may_keep_credentials_on_url_change = request.user.has_perm(KEEP_CREDENTIALS_ON_URL_CHANGE)
+        return form
+
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
@@ -180,21 +245,21 @@ class ExternalIntegrationAdmin(admin.ModelAdmin):
             request, ngettext("%d provider updated.", "%d providers updated.", count) % count, messages.SUCCESS
         )
 
-    @admin.action(description=_("Enable selected providers"))
+    @admin.action(description=_("Enable selected providers"), permissions=["change"])
     def enable(self, request, queryset):
         self._set_status(request, queryset, Status.ACTIVE)
 
-    @admin.action(description=_("Disable selected providers"))
+    @admin.action(description=_("Disable selected providers"), permissions=["change"])
     def disable(self, request, queryset):
         self._set_status(request, queryset, Status.INACTIVE)
 
-    @admin.action(description=_("Put selected providers in maintenance"))
+    @admin.action(description=_("Put selected providers in maintenance"), permissions=["change"])
     def maintenance(self, request, queryset):
         self._set_status(request, queryset, Status.MAINTENANCE)
 
 
 @admin.register(IntegrationLog)
-class IntegrationLogAdmin(admin.ModelAdmin):
+class IntegrationLogAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     list_display = ["started_at", "provider_short", "transport", "operation_short", "endpoint_short",
                     "http_status", "status", "duration_short"]
     list_filter = ["status", "transport", "method", "integration__kind"]
@@ -230,7 +295,7 @@ class IntegrationLogAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     list_display = ["received_at", "kind", "code_short", "provider_short", "event_id_short", "state", "attempts"]
     code_short = clipped("code", _("adapter"), 20, ordering="code")
     provider_short = clipped("integration", _("provider"), 24, ordering="integration__display_name")
@@ -249,7 +314,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description=_("Process selected events again"))
+    @admin.action(description=_("Process selected events again"), permissions=["change"])
     def replay(self, request, queryset):
         from .tasks import process_webhook_event
 
@@ -261,7 +326,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Fallback)
-class FallbackAdmin(admin.ModelAdmin):
+class FallbackAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     """The seed's fallback table (see integrations.selection); Django's model permissions apply."""
 
     list_display = ["code", "alternative", "position", "enabled"]
@@ -270,7 +335,7 @@ class FallbackAdmin(admin.ModelAdmin):
 
 
 @admin.register(StateTransition)
-class StateTransitionAdmin(admin.ModelAdmin):
+class StateTransitionAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     """The append-only history of state moves: read only, never added, changed or deleted here."""
 
     list_display = ["created_at", "content_type", "object_short", "field", "from_state", "to_state", "actor_short",
@@ -386,3 +451,45 @@ class ExternalWriteAdminMixin:
         self.message_user(request, ngettext("%(count)d row resolved as failed.", "%(count)d rows resolved as failed.",
                                             done) % {"count": done})
         return None
+
+
+# --- other apps' admins: their actions declare permissions too --------------------------------------
+# django-celery-beat's task actions (enable, disable, toggle, run a periodic task now) and django-axes'
+# clean-up declare none, so Django offers them to anyone who may view the rows. Their admins are
+# registered again here with the permission each action needs.
+THIRD_PARTY_ACTION_PERMISSIONS = {
+    ("django_celery_beat", "PeriodicTask"): {
+        "enable_tasks": ["change"],
+        "disable_tasks": ["change"],
+        "toggle_tasks": ["change"],
+        "run_tasks": ["change"],
+    },
+    ("axes", "AccessAttempt"): {"cleanup_expired_attempts": ["delete"]},
+}
+
+
+def _with_permissions(func, permissions):
+    @functools.wraps(func)
+    def action(modeladmin, request, queryset):
+        return func(modeladmin, request, queryset)
+
+    action.allowed_permissions = permissions
+    return action
+
+
+def _guard_third_party_actions(site=admin.site):
+    for (app_label, model_name), needs in THIRD_PARTY_ACTION_PERMISSIONS.items():
+        if not apps.is_installed(app_label):
+            continue
+        import_module(f"{app_label}.admin")  # registers its admins, whatever the apps' order
+        model = apps.get_model(app_label, model_name)
+        if not site.is_registered(model):
+            continue
+        current = type(site.get_model_admin(model))
+        attrs = {name: _with_permissions(getattr(current, name), perms) for name, perms in needs.items()}
+        guarded = type(current.__name__, (ActionPermissionsMixin, current), {"__module__": __name__, **attrs})
+        site.unregister(model)
+        site.register(model, guarded)
+
+
+_guard_third_party_actions()

@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .crypto import EncryptedJSONField, EncryptedTextField
+from .permissions import scoped
 from .validators import validate_provider_url
 
 
@@ -43,8 +44,10 @@ class ExternalIntegrationQuerySet(models.QuerySet):
     def platform(self):
         return self.filter(owner__isnull=True)
 
-    def visible_to(self, user):
-        return self if user.is_staff else self.filter(owner=user)
+    def visible_to(self, user, perm="view"):
+        """The rows `user` may `perm`: all with the model permission (staff), else their own
+        (integrations.permissions)."""
+        return scoped(self, user, "owner", perm)
 
 
 class ExternalIntegration(models.Model):
@@ -95,6 +98,10 @@ class ExternalIntegration(models.Model):
         verbose_name = _("provider")
         verbose_name_plural = _("providers")
         ordering = ["kind", "priority", "display_name"]
+        # Stored, like Django's own permission names, untranslated (see integrations.permissions).
+        permissions = [
+            ("change_provider_url_keep_key", "Can change a provider's URL and keep its stored credentials"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["owner", "name"], condition=Q(owner__isnull=False), name="integration_name_unique_per_owner"

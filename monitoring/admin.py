@@ -3,6 +3,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from integrations.admin import ActionPermissionsMixin
+
 from . import alerts
 from .models import (
     AlertDelivery,
@@ -16,7 +18,7 @@ from .models import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     """Rows written by the monitoring itself: operators read them, never edit them."""
 
     def has_add_permission(self, request):
@@ -55,7 +57,7 @@ class AlertInline(admin.TabularInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     list_display = ["integration", "severity", "state", "started_at", "acknowledged_by", "resolved_at"]
     list_filter = ["state", "severity", "integration__kind"]
     search_fields = ["integration__display_name", "description", "notes"]
@@ -77,7 +79,7 @@ class IncidentAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description=_("Acknowledge the selected incidents"))
+    @admin.action(description=_("Acknowledge the selected incidents"), permissions=["change"])
     def acknowledge(self, request, queryset):
         done = sum(incident.acknowledge(request.user) for incident in queryset)
         self.message_user(
@@ -86,7 +88,7 @@ class IncidentAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description=_("Resolve the selected incidents by hand"))
+    @admin.action(description=_("Resolve the selected incidents by hand"), permissions=["change"])
     def resolve(self, request, queryset):
         done = sum(alerts.resolve(incident) for incident in queryset)
         self.message_user(
@@ -101,7 +103,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertRoute)
-class AlertRouteAdmin(admin.ModelAdmin):
+class AlertRouteAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     list_display = ["channel", "min_severity", "enabled", "recipients"]
     list_editable = ["min_severity", "enabled"]
 
@@ -115,7 +117,7 @@ class AlertDeliveryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SupportTicket)
-class SupportTicketAdmin(admin.ModelAdmin):
+class SupportTicketAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     list_display = ["__str__", "priority", "state", "assignee", "incident", "created_at", "closed_at"]
     list_filter = ["state", "priority"]
     search_fields = ["subject", "body"]

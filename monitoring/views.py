@@ -5,12 +5,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
 from integrations.api.lookups import ValidLookupMixin
 from integrations.api.pagination import PagePagination
-from integrations.api.permissions import ScopedQuerysetMixin
+from integrations.api.permissions import ScopedQuerysetMixin, StaffModelPermission
 from integrations.models import ExternalIntegration
 
 from .health import current_health
@@ -46,9 +45,11 @@ class HealthHistoryFilter(django_filters.FilterSet):
     ),
 )
 class HealthViewSet(ValidLookupMixin, viewsets.GenericViewSet):
-    """Every provider's current health (the seed's getAllServicesHealth) and each one's history. Staff only."""
+    """Every provider's current health (the seed's getAllServicesHealth) and each one's history. Staff
+    with the permissions to view providers and health checks only."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffModelPermission]
+    permission_models = [ExternalIntegration, HealthCheck]
     serializer_class = ServiceHealthSerializer
     queryset = ExternalIntegration.objects.all()
     filterset_class = HealthFilter
@@ -88,9 +89,9 @@ class IncidentFilter(django_filters.FilterSet):
 
 
 class IncidentViewSet(ValidLookupMixin, viewsets.ReadOnlyModelViewSet):
-    """Incidents, newest first. Staff only."""
+    """Incidents, newest first. Staff with the permission to view incidents only."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffModelPermission]
     serializer_class = IncidentSerializer
     filterset_class = IncidentFilter
     queryset = Incident.objects.select_related("integration", "acknowledged_by").order_by("-started_at")

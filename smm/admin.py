@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from integrations.admin import ExternalWriteAdminMixin
+from integrations.admin import ActionPermissionsMixin, ExternalWriteAdminMixin
 from integrations.admin_columns import clip, clipped, dated
 from integrations.errors import ProviderError
 
@@ -31,7 +31,7 @@ def _run(modeladmin, request, queryset, func, done_message):
 
 
 @admin.register(SMMProvider)
-class SMMProviderAdmin(admin.ModelAdmin):
+class SMMProviderAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     # Short columns: the list fits 1,400 px (tests/integrations/test_admin_changelist_width.py).
     list_display = ["name_short", "owner_name", "code", "status", "balance_display", "low_balance", "services_short",
                     "synced_short", "success_rate_display", "average_response_time", "spent_short",
@@ -91,24 +91,24 @@ class SMMProviderAdmin(admin.ModelAdmin):
     def average_response_time(self, obj):
         return round(obj.integration.average_response_time)
 
-    @admin.action(description=_("Sync services now"))
+    @admin.action(description=_("Sync services now"), permissions=["change"])
     def sync_services(self, request, queryset):
         _run(self, request, queryset.select_related("integration"), catalogue.sync_services,
              _("Services synced for %(count)d provider(s)."))
 
-    @admin.action(description=_("Activate / deactivate"))
+    @admin.action(description=_("Activate / deactivate"), permissions=["change"])
     def toggle(self, request, queryset):
         _run(self, request, queryset.select_related("integration"), providers.toggle_provider,
              _("%(count)d provider(s) switched."))
 
-    @admin.action(description=_("Refresh balance"))
+    @admin.action(description=_("Refresh balance"), permissions=["change"])
     def refresh_balance(self, request, queryset):
         _run(self, request, queryset.select_related("integration"), providers.refresh_balance,
              _("Balance refreshed for %(count)d provider(s)."))
 
 
 @admin.register(SMMService)
-class SMMServiceAdmin(admin.ModelAdmin):
+class SMMServiceAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     list_display = ["service_id", "name_short", "provider_short", "category_short", "type_short", "rate",
                     "min_quantity", "max_quantity", "refill", "cancel", "is_active", "seen_short"]
     name_short = clipped("name", _("name"), 40, ordering="name")
@@ -155,7 +155,7 @@ class SMMOrderForm(forms.ModelForm):
 
 
 @admin.register(SMMOrder)
-class SMMOrderAdmin(ExternalWriteAdminMixin, admin.ModelAdmin):
+class SMMOrderAdmin(ExternalWriteAdminMixin, ActionPermissionsMixin, admin.ModelAdmin):
     form = SMMOrderForm
     external_write = orders.submission  # "Resolve as sent" / "Resolve as failed" for orders under review
     # Short columns: the list fits 1,400 px (tests/integrations/test_admin_changelist_width.py).
@@ -196,24 +196,24 @@ class SMMOrderAdmin(ExternalWriteAdminMixin, admin.ModelAdmin):
             else:
                 self.message_user(request, _("The order is resolved and will be polled from now on."))
 
-    @admin.action(description=_("Refresh status from the panel"))
+    @admin.action(description=_("Refresh status from the panel"), permissions=["change"])
     def refresh_status(self, request, queryset):
         _run(self, request, queryset.select_related("provider__integration"), orders.refresh_order,
              _("%(count)d order(s) refreshed."))
 
-    @admin.action(description=_("Request a refill"))
+    @admin.action(description=_("Request a refill"), permissions=["change"])
     def refill(self, request, queryset):
         _run(self, request, queryset.select_related("provider__integration", "service"), orders.refill_order,
              _("Refill requested for %(count)d order(s)."))
 
-    @admin.action(description=_("Cancel at the panel"))
+    @admin.action(description=_("Cancel at the panel"), permissions=["change"])
     def cancel(self, request, queryset):
         _run(self, request, queryset.select_related("provider__integration", "service"), orders.cancel_order,
              _("Cancel requested for %(count)d order(s)."))
 
 
 @admin.register(SMMRefill)
-class SMMRefillAdmin(admin.ModelAdmin):
+class SMMRefillAdmin(ActionPermissionsMixin, admin.ModelAdmin):
     list_display = ["id", "order_short", "refill_id_short", "status", "error_short", "created_at", "last_checked_at"]
     order_short = clipped("order", _("order"), 32, ordering="order_id")
     refill_id_short = clipped("external_refill_id", _("panel refill id"), 14, ordering="external_refill_id")

@@ -14,12 +14,15 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from integrations.models import ExternalIntegration
+from integrations.permissions import scoped
 from integrations.statemachine import StateMachine
 
 
 class SMMProviderQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        return self if user.is_staff else self.filter(integration__owner=user)
+    def visible_to(self, user, perm="view"):
+        """The providers `user` may `perm`: all with the model permission (staff), else their own
+        (integrations.permissions)."""
+        return scoped(self, user, "integration__owner", perm)
 
     def active(self):
         return self.filter(integration__status="active")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from integrations.models import ExternalIntegration, Kind, Status
+from integrations.permissions import KEEP_CREDENTIALS_ON_URL_CHANGE
 
 from .models import FINAL_STATES, OPEN_STATES, OrderStatus, SMMOrder, SMMProvider, SMMRefill
 
@@ -28,6 +29,9 @@ DEFAULT_PROVIDERS = {
     "secsers": ("secsers", "Secsers", "https://secsers.com/api/v2"),
 }
 SMM_CODES = ("jap", "smmkings", "secsers", "panel_v2")
+KEY_NEEDED_FOR_NEW_URL = _(
+    "Enter the API key again to change the URL: the stored key is never sent to a new address without it."
+)
 NO_API_KEY_YET = _("No API key yet: set the panel's API key to activate it.")
 
 
@@ -63,8 +67,24 @@ def create_provider(
 
 
 @transaction.atomic
-def update_provider(provider, **fields):
+def update_provider(provider, *, actor=None, **fields):
+    """Change the fields given (None leaves a field as it is).
+
+    A new `api_url` takes the stored key to the new address at the next call: it is refused unless
+    the same call re-enters `api_key` or `actor` holds the permission to keep the key
+    (integrations.permissions.KEEP_CREDENTIALS_ON_URL_CHANGE). Otherwise a stolen session, or
+    staff allowed to edit providers, could point a merchant's panel at their own server and collect
+    the merchant's key."""
     integration = provider.integration
+    new_url = fields.get("api_url")
+    if (
+        new_url is not None
+        and new_url != integration.base_url
+        and not fields.get("api_key")
+        and (integration.credentials or {}).get("api_key")
+        and not (actor is not None and actor.has_perm(KEEP_CREDENTIALS_ON_URL_CHANGE))
+    ):
+        raise ValidationError({"api_url": [KEY_NEEDED_FOR_NEW_URL]})
     had_key = has_api_key(provider)
     if fields.get("is_active") and not had_key and not fields.get("api_key"):
         raise ValidationError({"is_active": [NO_API_KEY_YET]})

@@ -84,7 +84,8 @@ class LinesField(serializers.Field):
 class ProviderInputSerializer(serializers.Serializer):
     name = serializers.SlugField(max_length=100)
     displayName = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    apiUrl = serializers.CharField(max_length=500, validators=[validate_http_provider_url])
+    apiUrl = serializers.CharField(max_length=500, validators=[validate_http_provider_url], help_text=_(
+        "The panel's API address. Changing it on an existing provider needs apiKey in the same request."))
     apiKey = serializers.CharField(max_length=500, write_only=True)
     priority = serializers.IntegerField(min_value=0, max_value=32767, required=False)
     code = serializers.ChoiceField(choices=SMM_CODES, required=False,

@@ -1,7 +1,8 @@
 """The seed's route table under /api/smm/, plus order detail, refill, cancel and refresh.
 
-Every queryset is scoped to the caller (staff see all); another merchant's provider or order is a
-404, never a 403 that would confirm it exists."""
+Every queryset is scoped to the caller: their own rows; staff holding the model's view permission
+see every merchant's, and change them only with its change permission (integrations.permissions).
+A row the caller may not read is a 404, never a 403 that would confirm it exists."""
 
 import django_filters
 from django import forms
@@ -16,15 +17,18 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from integrations.api.filters import IdFilter
 from integrations.api.lookups import ValidLookupMixin
 from integrations.api.pagination import PagePagination
+from integrations.api.permissions import OwnerOrModelPermission
 from integrations.api.schema import PROVIDER_FAILURES, error
 from integrations.errors import ProviderError
 from integrations.locks import provider_lock
 from integrations.models import ExternalIntegration
+from integrations.permissions import scoped
 
 from . import catalogue, orders, providers, tasks
 from .models import SMMOrder, SMMProvider, SMMService
@@ -63,6 +67,8 @@ class MaskProviderSecrets:
 
 class ProviderViewSet(MaskProviderSecrets, ValidLookupMixin, viewsets.GenericViewSet):
     serializer_class = ProviderSerializer
+    permission_classes = [IsAuthenticated, OwnerOrModelPermission]
+    owner_field = "integration__owner"
     pagination_class = PagePagination
     queryset = SMMProvider.objects.none()
 
@@ -120,7 +126,7 @@ class ProviderViewSet(MaskProviderSecrets, ValidLookupMixin, viewsets.GenericVie
             providers.update_provider(
                 provider, name=v.get("name"), display_name=v.get("displayName") or None, api_url=v.get("apiUrl"),
                 api_key=v.get("apiKey"), priority=v.get("priority"), code=v.get("code"), is_active=v.get("isActive"),
-                low_balance_threshold=v.get("lowBalanceThreshold"),
+                low_balance_threshold=v.get("lowBalanceThreshold"), actor=request.user,
             )
         except DjangoValidationError as exc:
             _raise_from_django(exc)
@@ -247,15 +253,15 @@ class OrderFilter(django_filters.FilterSet):
 class OrderViewSet(MaskProviderSecrets, ValidLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                    viewsets.GenericViewSet):
     serializer_class = OrderSerializer
+    permission_classes = [IsAuthenticated, OwnerOrModelPermission]
+    owner_field = "owner"
     pagination_class = PagePagination
     queryset = SMMOrder.objects.none()
     filterset_class = OrderFilter
 
     def get_queryset(self):
         qs = SMMOrder.objects.select_related("provider__integration", "service").prefetch_related("refills")
-        if not self.request.user.is_staff:
-            qs = qs.filter(owner=self.request.user)
-        return qs.order_by("-created_at", "-id")
+        return scoped(qs, self.request.user, self.owner_field).order_by("-created_at", "-id")
 
     @extend_schema(summary="The caller's orders")
     def list(self, request, *args, **kwargs):
@@ -304,6 +310,8 @@ class OrderViewSet(MaskProviderSecrets, ValidLookupMixin, mixins.ListModelMixin,
     def _order(self, pk):
         order = get_object_or_404(self.get_queryset(), pk=pk)
         self._integration = order.provider.integration
+        # Readable is not writable: another merchant's order moves only with the change permission.
+        self.check_object_permissions(self.request, order)
         return order
 
     @extend_schema(summary="Ask the panel to refill the order", request=None,

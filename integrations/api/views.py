@@ -5,13 +5,14 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from integrations.models import ExternalIntegration, IntegrationLog
+from integrations.permissions import holds_model_permission, scoped
 
 from .permissions import ScopedQuerysetMixin
 from .serializers import IntegrationLogSerializer, IntegrationSerializer, MeSerializer
 
 
 class IntegrationViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
-    """Provider connections visible to the caller (merchants: their own; staff: all)."""
+    """Provider connections visible to the caller: their own; staff with the view permission: all."""
 
     queryset = ExternalIntegration.objects.all()
     serializer_class = IntegrationSerializer
@@ -19,11 +20,13 @@ class IntegrationViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
 
 
 def _visible_integrations(request):
-    # Only the caller's providers are valid choices: another merchant's id is refused exactly like an
-    # unknown one, so the filter cannot be used to probe which ids exist.
+    # Only providers whose logs the caller may read are valid choices: another merchant's id is
+    # refused exactly like an unknown one, so the filter cannot be used to probe which ids exist.
     if request is None:
         return ExternalIntegration.objects.none()
-    return ExternalIntegration.objects.visible_to(request.user)
+    if holds_model_permission(request.user, IntegrationLog, "view"):
+        return ExternalIntegration.objects.all()
+    return ExternalIntegration.objects.filter(owner=request.user)
 
 
 class LogFilter(django_filters.FilterSet):
@@ -36,7 +39,8 @@ class LogFilter(django_filters.FilterSet):
 
 
 class IntegrationLogViewSet(viewsets.ReadOnlyModelViewSet):
-    """Calls made to the caller's providers (bodies and headers are for operators, in the admin)."""
+    """Calls made to the caller's providers; staff with the view permission on logs: every call.
+    (Bodies and headers are for operators, in the admin.)"""
 
     serializer_class = IntegrationLogSerializer
     filterset_class = LogFilter
@@ -45,9 +49,7 @@ class IntegrationLogViewSet(viewsets.ReadOnlyModelViewSet):
         queryset = IntegrationLog.objects.order_by("-started_at")
         if getattr(self, "swagger_fake_view", False):  # schema generation: no caller to scope to
             return queryset.none()
-        if not self.request.user.is_staff:
-            queryset = queryset.filter(integration__owner=self.request.user)
-        return queryset
+        return scoped(queryset, self.request.user, "integration__owner")
 
 
 @extend_schema(responses=MeSerializer)
