@@ -75,7 +75,6 @@ CONFIGURATION_HELP = _(
     "e.g. 5000), degraded_after_ms (slower checks are degraded)."
 )
 
-
 KEY_NEEDED_FOR_NEW_URL = _(
     "Changing the URL would send the stored credentials to the new address: enter them again (replace "
     "every masked value), or leave the URL as it was."

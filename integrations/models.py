@@ -452,7 +452,6 @@ class StateTransition(models.Model):
         raise AppendOnlyError(_("State history is append-only: rows cannot be deleted."))
 
 
-
 class Fallback(models.Model):
     """The seed's fallback table: when `code` is down, `alternative` is offered instead (in order).
     Read through `integrations.selection`; installed by a migration, edited by operators."""

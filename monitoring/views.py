@@ -7,6 +7,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from integrations.api.filters import UtcDateTimeFilter
 from integrations.api.lookups import ValidLookupMixin
 from integrations.api.pagination import PagePagination
 from integrations.api.permissions import ScopedQuerysetMixin, StaffModelPermission
@@ -27,7 +28,7 @@ class HealthFilter(django_filters.FilterSet):
 
 
 class HealthHistoryFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="checked_at", lookup_expr="gte")
+    since = UtcDateTimeFilter(field_name="checked_at", lookup_expr="gte")
 
     class Meta:
         model = HealthCheck

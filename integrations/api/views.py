@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from integrations.models import ExternalIntegration, IntegrationLog
 from integrations.permissions import holds_model_permission, scoped
 
+from .filters import UtcDateTimeFilter
 from .permissions import ScopedQuerysetMixin
 from .serializers import IntegrationLogSerializer, IntegrationSerializer, MeSerializer
 
@@ -31,7 +32,7 @@ def _visible_integrations(request):
 
 class LogFilter(django_filters.FilterSet):
     integration = django_filters.ModelChoiceFilter(queryset=_visible_integrations)
-    since = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    since = UtcDateTimeFilter(field_name="started_at", lookup_expr="gte")
 
     class Meta:
         model = IntegrationLog

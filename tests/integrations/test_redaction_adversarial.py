@@ -45,7 +45,7 @@ def test_secret_attributes_and_cdata_elements_are_still_masked():
 def test_a_logged_traceback_is_redacted(caplog):
     record_logger = logging.getLogger("tests.redaction.traceback")
     try:
-        raise ValueError("Max retries exceeded with url: /v1/orders?api_key=sk_live_0123456789 card 4111 1111 1111 1111")
+        raise ValueError("Max retries exceeded with url: /v1/orders?api_key=sk_live_0123456789 card 4111 1111 1111 1111")  # noqa: E501
     except ValueError:
         record = record_logger.makeRecord(record_logger.name, logging.ERROR, __file__, 1, "the call failed", (),
                                           sys.exc_info())
