@@ -16,7 +16,7 @@ from integrations.models import ExternalIntegration, IntegrationLog, Kind, State
 from monitoring.models import HealthCheck, Incident, StatusChange
 from smm.models import SMMOrder, SMMProvider, SMMRefill, SMMService
 
-from ..monitoring.test_browser import CHROMIUM, _end_live_server_sessions
+from ..monitoring.test_browser import CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,
@@ -47,7 +47,8 @@ def browser(monkeypatch):
         )
         yield browser
         browser.close()
-    _end_live_server_sessions()
+    # No ending of the live server's idle sessions here: the live server lives for the whole run and
+    # later browser tests reuse its connection (the root conftest ends stray sessions at the end).
 
 
 @pytest.fixture
