@@ -7,5 +7,6 @@ class PaymentsConfig(DomainConfig):
     name = "payments"
     verbose_name = _("Payments")
     default_auto_field = "django.db.models.BigAutoField"
-    # Declares nothing yet: its adapters, jobs, routes and figures come with its providers
-    # (see integrations.domain.DomainConfig).
+    adapters = {
+    }
+    sandbox_urls = "payments.sandbox"

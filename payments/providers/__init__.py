@@ -1,0 +1,1 @@
+"""One adapter class per way to pay, each implementing `payments.interface.PaymentGateway`."""
