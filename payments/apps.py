@@ -8,5 +8,6 @@ class PaymentsConfig(DomainConfig):
     verbose_name = _("Payments")
     default_auto_field = "django.db.models.BigAutoField"
     adapters = {
+        "moamalat": "payments.providers.moamalat.Moamalat",
     }
     sandbox_urls = "payments.sandbox"
