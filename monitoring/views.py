@@ -7,7 +7,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from integrations.api.filters import UtcDateTimeFilter
+from integrations.api.filters import FilterSet, IntegrationFilter, UtcDateTimeFilter
 from integrations.api.lookups import ValidLookupMixin
 from integrations.api.pagination import PagePagination
 from integrations.api.permissions import ScopedQuerysetMixin, StaffModelPermission
@@ -21,13 +21,7 @@ from .serializers import HealthCheckSerializer, IncidentSerializer, Notification
 _PROVIDER_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Provider id")
 
 
-class HealthFilter(django_filters.FilterSet):
-    class Meta:
-        model = ExternalIntegration
-        fields = ["kind", "code", "status", "health_status"]
-
-
-class HealthHistoryFilter(django_filters.FilterSet):
+class HealthHistoryFilter(FilterSet):
     since = UtcDateTimeFilter(field_name="checked_at", lookup_expr="gte")
 
     class Meta:
@@ -53,7 +47,7 @@ class HealthViewSet(ValidLookupMixin, viewsets.GenericViewSet):
     permission_models = [ExternalIntegration, HealthCheck]
     serializer_class = ServiceHealthSerializer
     queryset = ExternalIntegration.objects.all()
-    filterset_class = HealthFilter
+    filterset_class = IntegrationFilter
     pagination_class = None  # the seed's shape: every provider in one list
 
     def list(self, request):
@@ -81,7 +75,7 @@ class HealthViewSet(ValidLookupMixin, viewsets.GenericViewSet):
         return self.get_paginated_response(HealthCheckSerializer(page, many=True).data)
 
 
-class IncidentFilter(django_filters.FilterSet):
+class IncidentFilter(FilterSet):
     open = django_filters.BooleanFilter(field_name="resolved_at", lookup_expr="isnull")
 
     class Meta:

@@ -1,12 +1,11 @@
 """The SMM API's shapes. Field names follow the seed's JavaScript API (camelCase); snake_case is
 accepted on input too. The API key is write-only: no response ever contains it."""
 
-import re
-
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from integrations.api.naming import camel, camelize_keys
 from integrations.models import Health, Status
 from integrations.validators import validate_http_provider_url
 
@@ -34,24 +33,6 @@ LABEL_TO_STATUS = {label.lower(): code for code, label in STATUS_LABELS.items()}
 # service-layer field name -> API field name, for error messages
 API_FIELD = {"provider": "providerId", "service": "serviceId", "comments": "customComments",
              "answer_number": "answerNumber", "old_posts": "oldPosts", "external_order_id": "externalOrderId"}
-
-
-def camel(name):
-    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
-
-
-def camelize_keys(data):
-    """Accept snake_case input as well: `display_name` -> `displayName` (camelCase wins if both)."""
-    if not hasattr(data, "items"):
-        return data
-    getlist = getattr(data, "getlist", None)
-    out = {}
-    for key in data.keys():
-        value = getlist(key) if getlist and len(getlist(key)) > 1 else data[key]
-        name = camel(key)
-        if name == key or name not in out:
-            out[name] = value
-    return out
 
 
 def api_errors(message_dict):

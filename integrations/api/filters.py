@@ -4,10 +4,15 @@ import datetime as dt
 
 import django_filters
 from django import forms
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
+
+from integrations.models import ExternalIntegration, Health
+
+from .naming import camel
 
 # Every id in the hub is a 64-bit signed integer (or a UUID); a larger number cannot name a row, and on
 # SQLite a foreign-key lookup with it raises OverflowError (a 500) instead of finding nothing.
@@ -55,3 +60,34 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     """`IsoDateTimeFilter` whose value reaches the database in UTC, or is a 400 (UtcDateTimeField)."""
 
     field_class = UtcDateTimeField
+
+
+class FilterSet(django_filters.FilterSet):
+    """The API's filter sets. Parameters are camelCase like every API name (integrations.api.naming):
+    a multiword one is declared under its camelCase name with `field_name=` naming the model field.
+    Its snake_case spelling is read too (the camelCase one wins when both are sent), as the SMM
+    bodies accept snake_case: a client of the older names is not silently handed an unfiltered list."""
+
+    def __init__(self, data=None, *args, **kwargs):
+        if isinstance(data, QueryDict):
+            data = _camel_query(data)
+        super().__init__(data, *args, **kwargs)
+
+
+def _camel_query(data):
+    out = QueryDict(mutable=True)
+    for key in data:
+        name = camel(key)
+        if name == key or name not in data:
+            out.setlist(name, data.getlist(key))
+    return out
+
+
+class IntegrationFilter(FilterSet):
+    """The provider registry's filters (`/api/integrations/`, `/api/monitoring/health/`)."""
+
+    healthStatus = django_filters.ChoiceFilter(field_name="health_status", choices=Health.choices)
+
+    class Meta:
+        model = ExternalIntegration
+        fields = ["kind", "code", "status", "healthStatus"]

@@ -35,10 +35,10 @@ COMPONENTS = {
         "type": "object",
         "properties": {
             "detail": {**_MESSAGE, "description": "The provider's refusal or failure, its secrets masked."},
-            "provider_error": {"type": "string", "description": "The kind of failure (ProviderAuthError, "
+            "providerError": {"type": "string", "description": "The kind of failure (ProviderAuthError, "
                                                                 "ProviderUnavailable, …) for programs to branch on."},
         },
-        "required": ["detail", "provider_error"],
+        "required": ["detail", "providerError"],
     },
 }
 

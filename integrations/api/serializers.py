@@ -3,15 +3,35 @@ from rest_framework import serializers
 
 from integrations.models import ExternalIntegration, Health, IntegrationLog
 
+from .naming import snake
 
-class IntegrationSerializer(serializers.ModelSerializer):
+
+# No docstring on the base: drf-spectacular would show it as the description of every serializer
+# built on it that has none of its own.
+class CamelCaseModelSerializer(serializers.ModelSerializer):
+    # `Meta.fields` are the API's camelCase names (integrations.api.naming): each one not declared on
+    # the class reads the model field of its snake_case spelling (`displayName` ->
+    # `source="display_name"`), built by DRF from the model as usual (type, label, help text,
+    # choices). The same as declaring `displayName = …(source="display_name")`, without repeating
+    # what the model already says.
+
+    def get_extra_kwargs(self):
+        extra_kwargs = super().get_extra_kwargs()
+        for name in self.Meta.fields:
+            if name not in self._declared_fields and snake(name) != name:
+                extra_kwargs.setdefault(name, {}).setdefault("source", snake(name))
+        return extra_kwargs
+
+
+class IntegrationSerializer(CamelCaseModelSerializer):
     """A provider row as merchants and staff see it. Credentials are never part of any output."""
 
     # Null before the first call.
-    success_rate = serializers.FloatField(read_only=True, allow_null=True, help_text=_("Percent of successful calls."))
+    successRate = serializers.FloatField(source="success_rate", read_only=True, allow_null=True,
+                                         help_text=_("Percent of successful calls."))
     # Blank until the provider's first health check.
-    health_status = serializers.ChoiceField(choices=Health.choices, allow_blank=True, read_only=True,
-                                            label=_("health"))
+    healthStatus = serializers.ChoiceField(source="health_status", choices=Health.choices, allow_blank=True,
+                                           read_only=True, label=_("health"))
 
     class Meta:
         model = ExternalIntegration
@@ -20,40 +40,40 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "kind",
             "code",
             "name",
-            "display_name",
-            "base_url",
+            "displayName",
+            "baseUrl",
             "priority",
             "status",
-            "health_status",
-            "last_health_check",
-            "total_requests",
-            "successful_requests",
-            "failed_requests",
-            "average_response_time",
-            "success_rate",
-            "created_at",
-            "updated_at",
+            "healthStatus",
+            "lastHealthCheck",
+            "totalRequests",
+            "successfulRequests",
+            "failedRequests",
+            "averageResponseTime",
+            "successRate",
+            "createdAt",
+            "updatedAt",
         ]
         read_only_fields = fields
 
 
-class IntegrationLogSerializer(serializers.ModelSerializer):
+class IntegrationLogSerializer(CamelCaseModelSerializer):
     class Meta:
         model = IntegrationLog
         fields = [
             "id",
             "integration",
-            "request_id",
+            "requestId",
             "transport",
             "operation",
             "endpoint",
             "method",
-            "response_status",
-            "request_duration",
-            "started_at",
+            "responseStatus",
+            "requestDuration",
+            "startedAt",
             "status",
-            "error_message",
-            "error_code",
+            "errorMessage",
+            "errorCode",
         ]
         read_only_fields = fields
 
@@ -61,4 +81,4 @@ class IntegrationLogSerializer(serializers.ModelSerializer):
 class MeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
-    is_staff = serializers.BooleanField()
+    isStaff = serializers.BooleanField(source="is_staff")

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from integrations.models import ExternalIntegration, IntegrationLog
 from integrations.permissions import holds_model_permission, scoped
 
-from .filters import UtcDateTimeFilter
+from .filters import FilterSet, IntegrationFilter, UtcDateTimeFilter
 from .permissions import ScopedQuerysetMixin
 from .serializers import IntegrationLogSerializer, IntegrationSerializer, MeSerializer
 
@@ -17,7 +17,7 @@ class IntegrationViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
 
     queryset = ExternalIntegration.objects.all()
     serializer_class = IntegrationSerializer
-    filterset_fields = ["kind", "code", "status", "health_status"]
+    filterset_class = IntegrationFilter
 
 
 def _visible_integrations(request):
@@ -30,7 +30,7 @@ def _visible_integrations(request):
     return ExternalIntegration.objects.filter(owner=request.user)
 
 
-class LogFilter(django_filters.FilterSet):
+class LogFilter(FilterSet):
     integration = django_filters.ModelChoiceFilter(queryset=_visible_integrations)
     since = UtcDateTimeFilter(field_name="started_at", lookup_expr="gte")
 

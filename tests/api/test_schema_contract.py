@@ -173,7 +173,7 @@ def test_every_answer_of_every_endpoint_fits_the_schema(contract, live_server, m
         user=merchant, incident=incident, integration=unreachable.integration, title="Down", body="…")
     assert HealthCheck.objects.exists()
     call(staff_api, "get", "/api/monitoring/health/", expect=200)
-    call(staff_api, "get", "/api/monitoring/health/?kind=smm&status=active&health_status=healthy", expect=200)
+    call(staff_api, "get", "/api/monitoring/health/?kind=smm&status=active&healthStatus=healthy", expect=200)
     call(staff_api, "get", f"/api/monitoring/health/{never_checked.integration.pk}/", expect=200)
     call(staff_api, "get", f"/api/monitoring/health/{unreachable.integration.pk}/", expect=200)
     call(staff_api, "get", f"/api/monitoring/health/{unreachable.integration.pk}/history/", expect=200)
@@ -194,7 +194,7 @@ def test_every_answer_of_every_endpoint_fits_the_schema(contract, live_server, m
 
     # --- the provider registry and its call log -------------------------------------------------
     call(api, "get", "/api/integrations/", expect=200)
-    call(staff_api, "get", "/api/integrations/?kind=smm&health_status=unhealthy", expect=200)
+    call(staff_api, "get", "/api/integrations/?kind=smm&healthStatus=unhealthy", expect=200)
     call(api, "get", f"/api/integrations/{unreachable.integration.pk}/", expect=200)
     call(staff_api, "get", f"/api/integrations/{never_checked.integration.pk}/", expect=200)
     call(api, "get", "/api/integration-logs/", expect=200)

@@ -54,7 +54,7 @@ def test_a_wrong_token_is_refused(db):
 def test_token_authentication(api, merchant):
     response = api.get("/api/me/")
     assert response.status_code == 200
-    assert response.json() == {"id": merchant.pk, "username": "merchant-a", "is_staff": False}
+    assert response.json() == {"id": merchant.pk, "username": "merchant-a", "isStaff": False}
 
 
 def test_session_authentication(merchant):
@@ -169,8 +169,8 @@ def many_logs(make_provider, merchant):
 
 def test_pagination_shape(api, many_logs):
     first = api.get("/api/integration-logs/").json()
-    assert set(first) == {"count", "next", "previous", "results"}
-    assert first["count"] == 105 and first["previous"] is None
+    assert set(first) == {"count", "countCapped", "next", "previous", "nextCursor", "results"}
+    assert first["count"] == 105 and first["countCapped"] is False and first["previous"] is None
     assert len(first["results"]) == 20  # PAGE_SIZE
     assert [row["endpoint"] for row in first["results"][:2]] == ["call-000", "call-001"]  # newest first
     assert "page=2" in first["next"]

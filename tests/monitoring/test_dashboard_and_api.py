@@ -57,7 +57,7 @@ def test_health_api_is_staff_only(api, staff_api, world):
     assert by_name["almadar"]["status"] == "unhealthy" and "503" in by_name["almadar"]["error"]
     assert by_name["libyana"]["status"] == "unknown"
     assert by_name["moamalat"]["service"] == "scripted"
-    assert by_name["moamalat"]["response_time"] is not None
+    assert by_name["moamalat"]["responseTime"] is not None
 
 
 def test_provider_history_api(staff_api, api, world):

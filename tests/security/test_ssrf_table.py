@@ -202,7 +202,7 @@ def test_a_port_scan_through_sync_learns_nothing(production, api, merchant, sett
         answers.append((r.status_code, r.json(), provider.last_sync_error))
     assert answers[0] == answers[1] == answers[2], answers
     status, body, stored = answers[0]
-    assert status == 502 and body["provider_error"] == "ForbiddenDestination"
+    assert status == 502 and body["providerError"] == "ForbiddenDestination"
     for text in (body["detail"], stored):
         assert "127.0.0.1" not in text and "5432" not in text and "Errno" not in text
 
@@ -312,7 +312,7 @@ def test_a_redirect_to_a_metadata_address_is_not_followed(target, status, produc
     assert len(provider_server.hits) == 1  # the provider was asked once, the redirect not followed
     assert metadata_server.hits == []
     assert {host for host, _port in connections} == {"127.0.0.2"}, connections
-    assert r.status_code == 503 and r.json()["provider_error"] == "ProviderProtocolError"
+    assert r.status_code == 503 and r.json()["providerError"] == "ProviderProtocolError"
     provider.refresh_from_db()
     for text in (r.json()["detail"], provider.last_sync_error):
         assert "169.254" not in text and "metadata" not in text and "127.0.0.3" not in text, text
