@@ -257,6 +257,8 @@ class IntegrationLog(models.Model):
         indexes = [
             models.Index(fields=["integration", "-started_at"], name="idx_integration_logs_integr"),
             models.Index(fields=["status", "-started_at"], name="idx_integration_logs_status"),
+            # The lists' order (the API's and the admin's) across providers.
+            models.Index(fields=["-started_at", "-id"], name="idx_integration_logs_recent"),
             models.Index(fields=["request_id"], name="idx_integration_logs_req", condition=~Q(request_id="")),
         ]
 
@@ -316,7 +318,8 @@ class WebhookEvent(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["state"], name="webhook_pending", condition=Q(state__in=["received", "failed"]))
+            models.Index(fields=["state"], name="webhook_pending", condition=Q(state__in=["received", "failed"])),
+            models.Index(fields=["-received_at", "-id"], name="webhook_recent"),  # the admin's list
         ]
 
     def __str__(self):
@@ -436,7 +439,8 @@ class StateTransition(models.Model):
         verbose_name_plural = _("state transitions")
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["content_type", "object_id", "created_at"], name="idx_state_transition_object")
+            models.Index(fields=["content_type", "object_id", "created_at"], name="idx_state_transition_object"),
+            models.Index(fields=["-created_at", "-id"], name="idx_state_transition_recent"),  # the admin's list
         ]
 
     def __str__(self):

@@ -136,6 +136,7 @@ class Incident(models.Model):
                 fields=["integration"], condition=Q(resolved_at=None), name="one_open_incident_per_provider"
             )
         ]
+        indexes = [models.Index(fields=["-started_at", "-id"], name="idx_incident_recent")]  # the list's order
 
     def __str__(self):
         return f"{self.integration} — {self.get_severity_display()} ({self.get_state_display()})"
@@ -322,6 +323,7 @@ class Notification(models.Model):
         verbose_name_plural = _("merchant notifications")
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["user", "incident"], name="notify_merchant_once_per_incident")]
+        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="idx_notification_user_recent")]
 
     def __str__(self):
         return self.title

@@ -212,8 +212,14 @@ class SMMOrder(models.Model):
                 fields=["owner", "idempotency_key"], condition=~Q(idempotency_key=""), name="smm_order_idempotency"
             )
         ]
+        # Each list's ordering and filter has its index, so that a page is a range scan at any size
+        # (integrations.paging): the merchant's list, by status, by provider; staff's and the admin's.
         indexes = [
-            models.Index(fields=["owner", "status", "-created_at"], name="smm_order_owner_status"),
+            models.Index(fields=["owner", "-created_at", "-id"], name="smm_order_owner_recent"),
+            models.Index(fields=["owner", "status", "-created_at", "-id"], name="smm_order_owner_status"),
+            models.Index(fields=["provider", "-created_at", "-id"], name="smm_order_provider_recent"),
+            models.Index(fields=["-created_at", "-id"], name="smm_order_recent"),
+            models.Index(fields=["status", "-created_at", "-id"], name="smm_order_status_recent"),
             models.Index(
                 fields=["provider", "status"], name="smm_order_open", condition=Q(status__in=OPEN_STATES)
             ),

@@ -1,0 +1,145 @@
+"""Lists that cost the same at a thousand rows and at a million: a capped count and keyset positions.
+
+A list page needs three things from the database: its rows, whether more follow, and how many rows
+match. The first two are an index range scan when an index serves the ordering (each list's model
+declares the index of its default ordering). The third is what made a merchant with a million
+orders wait: `COUNT(*)` visits every matching row. Here it visits at most `cap + 1` of them and says
+"more than `cap`" beyond.
+
+Deep pages have the same problem: `OFFSET 500000` reads and throws away half a million rows. A
+keyset position (the ordering values of the last row seen) starts the next page at its place in the
+index instead, at the cost of the first. Used by the API's pagination (integrations.api.pagination)
+and the admin's changelists (CappedCountPaginator)."""
+
+import base64
+import binascii
+import json
+
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.utils.functional import cached_property
+
+COUNT_CAP = 10_000
+
+
+def capped_count(queryset, cap=COUNT_CAP):
+    """`(count, capped)`: the rows of `queryset` up to `cap`, and whether more than `cap` match.
+
+    The database stops after `cap + 1` rows (a subquery with a LIMIT), reading only the key, so an
+    index-only scan can do it."""
+    if getattr(queryset, "_result_cache", None) is not None:
+        count = len(queryset)
+    else:
+        count = queryset.order_by().values("pk")[: cap + 1].count()
+    return min(count, cap), count > cap
+
+
+class CappedCountPaginator(Paginator):
+    """Django's paginator whose `count` stops at `cap` (the admin's changelists of big tables).
+
+    `capped` says the real number is higher; pages past `cap` rows do not exist for it (filters and
+    the date ranges narrow a list down instead)."""
+
+    cap = COUNT_CAP
+
+    @cached_property
+    def _capped_count(self):
+        return capped_count(self.object_list, self.cap)
+
+    @cached_property
+    def count(self):
+        return self._capped_count[0]
+
+    @property
+    def capped(self):
+        return self._capped_count[1]
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def _field_path(model, path):
+    """The model field at the end of a lookup path (`integration__priority`)."""
+    *relations, last = path.split("__")
+    for name in relations:
+        model = model._meta.get_field(name).related_model
+    return model._meta.pk if last == "pk" else model._meta.get_field(last)
+
+
+def _value_of(obj, path):
+    *relations, last = path.split("__")
+    for name in relations:
+        obj = getattr(obj, name)
+    return obj.pk if last == "pk" else getattr(obj, last)
+
+
+class Keyset:
+    """The total order of a queryset (its ordering plus the primary key when that is missing) and
+    positions in it: `token(row)` names the place after a row, `after(queryset, token)` the rows that
+    follow it.
+
+    Only plain field orderings (`-created_at`, `integration__priority`) of non-null fields can be
+    keyset orderings: a NULL compares with nothing."""
+
+    def __init__(self, queryset):
+        model = queryset.model
+        ordering = list(queryset.query.order_by or model._meta.ordering or [])
+        fields = [str(name) for name in ordering]
+        pk_names = {"pk", "-pk", model._meta.pk.name, f"-{model._meta.pk.name}"}
+        if not pk_names & set(fields):
+            descending = bool(fields) and fields[-1].startswith("-")
+            fields.append("-pk" if descending else "pk")
+        self.ordering = fields
+        self.paths = [name.lstrip("-") for name in fields]
+        self.descending = [name.startswith("-") for name in fields]
+        self.fields = [_field_path(model, path) for path in self.paths]
+        for path, field in zip(self.paths, self.fields, strict=True):
+            if field.null:
+                raise ValueError(f"{model.__name__}.{path} may be NULL: it cannot order a keyset")
+
+    def order(self, queryset):
+        return queryset.order_by(*self.ordering)
+
+    def token(self, obj):
+        text = json.dumps([_json_value(_value_of(obj, path)) for path in self.paths], separators=(",", ":"))
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    def values(self, token):
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            items = json.loads(raw)
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise InvalidCursor(token) from exc
+        if not isinstance(items, list) or len(items) != len(self.fields):
+            raise InvalidCursor(token)
+        try:
+            values = [field.to_python(item) for field, item in zip(self.fields, items, strict=True)]
+        except Exception as exc:
+            raise InvalidCursor(token) from exc
+        if None in values:
+            raise InvalidCursor(token)
+        return values
+
+    def after(self, queryset, token):
+        """The rows after the position `token` names, in the keyset's order.
+
+        `(a, b) < (x, y)` spelled as `a <= x AND (a < x OR (a = x AND b < y))`: the leading bound
+        lets the database start its index scan at the position on PostgreSQL and SQLite alike."""
+        values = self.values(token)
+        beyond = Q(pk__in=[])
+        for i, (path, value, descending) in enumerate(zip(self.paths, values, self.descending, strict=True)):
+            step = Q(**{f"{path}__{'lt' if descending else 'gt'}": value})
+            for prev_path, prev_value in zip(self.paths[:i], values[:i], strict=True):
+                step &= Q(**{prev_path: prev_value})
+            beyond |= step
+        lead = Q(**{f"{self.paths[0]}__{'lte' if self.descending[0] else 'gte'}": values[0]})
+        return self.order(queryset.filter(lead & beyond))
+
+
+def _json_value(value):
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, int | float | str | bool):
+        return value
+    return str(value)  # UUID, Decimal
