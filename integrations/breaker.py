@@ -13,12 +13,18 @@ A process that has just seen the circuit closed and clean trusts that for CLEAN_
 asking the cache again: a bulk job making calls back to back (the SMM poll) would otherwise pay a
 cache round trip per call. Its own failures forget that at once; a circuit opened by another
 worker reaches it within CLEAN_FOR seconds, a moment against a cooldown of many seconds.
+
+Without the cache (Redis down) the breaker lets calls through and counts nothing, with a log line
+(integrations.cache_outage): it spares a failing provider our calls, it is no guard of a write's
+uniqueness, and a breaker that raised the cache's error would fail a call that never left us, or
+lose the answer of one that did.
 """
 
 import time
 
 from django.core.cache import cache
 
+from .cache_outage import CACHE_ERRORS, cache_down
 from .errors import CircuitOpen
 
 CLEAN_FOR = 1.0
@@ -49,6 +55,13 @@ class CircuitBreaker:
         `record_success`."""
         if _clean_until.get(self.key, 0.0) > time.monotonic():
             return False
+        try:
+            return self._before_call()
+        except CACHE_ERRORS as exc:
+            cache_down("the circuit breaker", exc, "lets calls through")
+            return False
+
+    def _before_call(self):
         opened_key, failures_key = f"{self.key}:opened", f"{self.key}:failures"
         values = cache.get_many([opened_key, failures_key])
         opened_at = values.get(opened_key)
@@ -68,10 +81,19 @@ class CircuitBreaker:
         """Close the circuit and forget the failures; `dirty=False` (from `before_call`: closed, no
         failures) skips the cache write."""
         if dirty:
-            cache.delete_many([f"{self.key}:failures", f"{self.key}:opened", f"{self.key}:trial"])
+            try:
+                cache.delete_many([f"{self.key}:failures", f"{self.key}:opened", f"{self.key}:trial"])
+            except CACHE_ERRORS as exc:
+                cache_down("the circuit breaker", exc, "counts nothing")
 
     def record_failure(self):
         _clean_until.pop(self.key, None)
+        try:
+            self._record_failure()
+        except CACHE_ERRORS as exc:
+            cache_down("the circuit breaker", exc, "counts nothing")
+
+    def _record_failure(self):
         key = f"{self.key}:failures"
         cache.add(key, 0, timeout=None)
         try:

@@ -9,6 +9,11 @@ a simulator served by another process. A fault spec (all keys optional):
   malformed    answer with a truncated JSON body
   html         answer with an HTML error page (what a panel does on a bad key)
   times        apply to the next N calls only
+  match        only to calls whose parameters (form or query) have these values: {"action": "add"}
+  after        the simulator acts first, then its answer is lost as the other keys say (a 502 from
+               a proxy, a hang past the caller's timeout): the provider did what was asked and
+               the caller cannot know it
+Without the cache a simulator answers without faults (it must not fail the calls it simulates).
 """
 
 import functools
@@ -20,6 +25,8 @@ from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
+
+from .cache_outage import CACHE_ERRORS
 
 FAULT_TTL = 3600
 
@@ -39,7 +46,10 @@ def clear_fault(kind, code):
 
 
 def get_fault(kind, code):
-    return cache.get(_key(kind, code)) or {}
+    try:
+        return cache.get(_key(kind, code)) or {}
+    except CACHE_ERRORS:
+        return {}
 
 
 def _take(kind, code, spec):
@@ -49,14 +59,34 @@ def _take(kind, code, spec):
         left = cache.decr(_key(kind, code) + ":left")
     except ValueError:
         return False
+    except CACHE_ERRORS:
+        return False
     return left >= 0
 
 
-def faulty_response(kind, code):
-    """Apply the fault for (kind, code); return a response to send instead, or None to go on."""
+def _matches(request, spec):
+    params = request.POST if request.method == "POST" else request.GET
+    return all(str(params.get(name, "")) == str(value) for name, value in (spec.get("match") or {}).items())
+
+
+def active_fault(kind, code, request=None):
+    """The fault spec for (kind, code) if it applies to this call (counting it against `times`)."""
     spec = get_fault(kind, code)
-    if not spec or not _take(kind, code, spec):
+    if not spec or (request is not None and not _matches(request, spec)) or not _take(kind, code, spec):
         return None
+    return spec
+
+
+def faulty_response(kind, code, request=None):
+    """Apply the fault for (kind, code); return a response to send instead, or None to go on."""
+    spec = active_fault(kind, code, request)
+    if spec is None or spec.get("after"):
+        return None
+    return fault_answer(spec)
+
+
+def fault_answer(spec):
+    """What the fault `spec` does to an answer: a response to send instead, or None."""
     if spec.get("latency_ms"):
         time.sleep(spec["latency_ms"] / 1000)
     if spec.get("hang_s"):
@@ -77,7 +107,13 @@ def simulated(kind):
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request, *args, **kwargs):
-            return faulty_response(kind, kwargs.get("code", "")) or view(request, *args, **kwargs)
+            spec = active_fault(kind, kwargs.get("code", ""), request)
+            if spec is None:
+                return view(request, *args, **kwargs)
+            if spec.get("after"):
+                answer = view(request, *args, **kwargs)
+                return fault_answer(spec) or answer
+            return fault_answer(spec) or view(request, *args, **kwargs)
 
         return wrapper
 

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import errors
+from . import errors, outbound
 from .breaker import CircuitBreaker
 from .redaction import redact_body, redact_headers, redact_text, redact_url
 
@@ -155,13 +155,17 @@ class Tracer:
         is logged as an error and propagates unchanged."""
         dirty = self.breaker.before_call() if breaker else False
         call = Call(operation, endpoint, method, request_id or uuid.uuid4().hex, user)
+        outbound.call_started()  # from here on the request may reach the provider
         started_at = timezone.now()
         t0 = time.perf_counter()
         error = None
         try:
             yield call
         except errors.ProviderError as exc:
-            error = exc
+            # Whatever a transport put in the message (a library's fault quoting the URL with its
+            # query, a server's reply quoting the password it got), it leaves with this row's
+            # secrets masked: the one place every transport's errors pass through.
+            error = exc.mask(self.secrets)
             raise
         except Exception as exc:
             error = exc

@@ -5,8 +5,9 @@ a shipment creation, a charge).
 2. A worker claims it with a compare-and-set to *submitting* (the state it read, the attempt counter
    it read, and a due time that has come): of two workers, or a task delivered twice, one sends.
 3. The answer decides:
-   - a write that certainly did not leave us (`CircuitOpen`, or a `ProviderError` whose `sent` is
-     False) goes back to *queued* with `attempts + 1` and a `next_attempt_at` by exponential backoff
+   - a write that certainly did not leave us (`CircuitOpen`, a `ProviderError` whose `sent` is
+     False, or any error raised before a call reached its transport: see integrations.outbound)
+     goes back to *queued* with `attempts + 1` and a `next_attempt_at` by exponential backoff
      with jitter; after `max_attempts` it is *failed* with the last error;
    - a lost answer after sending (`UnknownOutcome`, or what the domain says the provider may have
      accepted) becomes *unknown*: never sent again blindly;
@@ -41,6 +42,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from . import outbound
 from .errors import CircuitOpen, ProviderError, UnknownOutcome
 
 logger = logging.getLogger("integrations.writes")
@@ -157,34 +159,46 @@ class ExternalWrite:
         `now` is the clock the due time is compared with (tests)."""
         if not self.claim(obj, now):
             return Outcome.SKIPPED
-        try:
-            answer = self.send(obj)
-        except ProviderError as exc:
-            return self._after_error(obj, exc)
-        except Exception as exc:
-            # Not one of the providers' errors: a bug, or a fault no transport mapped. Whether the
-            # request left us is not known, so it is not sent again.
-            self._move(obj, self.unknown, reason=gettext("Unexpected error while sending: %s") % exc,
-                       **{self.error_field: self._error(exc)})
-            raise
+        with outbound.watch() as calls:
+            try:
+                answer = self.send(obj)
+            except ProviderError as exc:
+                return self._after_error(obj, exc)
+            except Exception as exc:
+                # Not one of the providers' errors: a bug, or a fault no transport mapped (the cache,
+                # the database). Before any call was handed to a transport nothing left us: the row
+                # goes back to the queue like any write that certainly was not sent.
+                if not calls.started:
+                    logger.exception("%s %s: failed before sending; queued again", self.model.__name__, obj.pk)
+                    return self._not_sent(obj, exc)
+                # After that, whether the request left us is not known, so it is not sent again.
+                self._move(obj, self.unknown, reason=gettext("Unexpected error while sending: %s") % exc,
+                           **{self.error_field: self._error(exc)})
+                raise
         state, fields = self.sent_state_and_fields(obj, answer)
         if self._move(obj, state, reason=gettext("Sent."), **fields):
             return Outcome.SENT
         return Outcome.SKIPPED
 
+    def _not_sent(self, obj, exc):
+        """Back to the queue with a later attempt (or failed, out of attempts): `exc` certainly did
+        not reach the provider."""
+        error = self._error(exc)
+        attempts = getattr(obj, self.attempts_field) + 1
+        if attempts >= self.max_attempts:
+            fields = {self.attempts_field: attempts, self.error_field: error, **self.failed_fields(obj, error)}
+            self._move(obj, self.failed, reason=gettext("Not sent after %(count)d attempts: %(error)s")
+                       % {"count": attempts, "error": error}, **fields)
+            return Outcome.FAILED
+        next_at = timezone.now() + self.backoff(attempts, exc)
+        self._move(obj, self.queued, reason=gettext("Not sent: %s") % error,
+                   **{self.attempts_field: attempts, self.next_attempt_field: next_at, self.error_field: error})
+        return Outcome.QUEUED
+
     def _after_error(self, obj, exc):
         error = self._error(exc)
         if certainly_not_sent(exc):
-            attempts = getattr(obj, self.attempts_field) + 1
-            if attempts >= self.max_attempts:
-                fields = {self.attempts_field: attempts, self.error_field: error, **self.failed_fields(obj, error)}
-                self._move(obj, self.failed, reason=gettext("Not sent after %(count)d attempts: %(error)s")
-                           % {"count": attempts, "error": error}, **fields)
-                return Outcome.FAILED
-            next_at = timezone.now() + self.backoff(attempts, exc)
-            self._move(obj, self.queued, reason=gettext("Not sent: %s") % error,
-                       **{self.attempts_field: attempts, self.next_attempt_field: next_at, self.error_field: error})
-            return Outcome.QUEUED
+            return self._not_sent(obj, exc)
         if self.may_have_been_accepted(exc):
             logger.warning("%s %s: outcome unknown after sending: %s", self.model.__name__, obj.pk, exc)
             self._move(obj, self.unknown, reason=gettext("The outcome is unknown: %s") % error,

@@ -6,7 +6,7 @@ import logging
 from celery import shared_task
 
 from integrations.errors import ProviderError
-from integrations.locks import provider_lock
+from integrations.locks import LockUnavailable, provider_lock
 
 from . import catalogue, orders, polling, providers
 from .models import OPEN_STATES, SMMOrder, SMMProvider, SMMRefill
@@ -25,17 +25,20 @@ def _run_locked(task, job, provider_pk, func):
     # in case a row was switched on around the API, so that no job ever calls a panel with no key.
     if provider is None or not provider.is_active or not providers.has_api_key(provider):
         return "skipped"
-    with provider_lock(provider.pk, job) as acquired:
-        if not acquired:
-            return "locked"
-        try:
-            return func(provider)
-        except ProviderError as exc:
-            if exc.transient and task.request.retries < MAX_RETRIES:
-                countdown = getattr(exc, "retry_after", None) or 30 * 2 ** task.request.retries
-                raise task.retry(exc=exc, countdown=int(countdown)) from exc
-            logger.warning("SMM %s for provider %s failed: %s", job, provider_pk, exc)
-            return f"error: {exc}"
+    try:
+        with provider_lock(provider.pk, job) as acquired:
+            if not acquired:
+                return "locked"
+            try:
+                return func(provider)
+            except ProviderError as exc:
+                if exc.transient and task.request.retries < MAX_RETRIES:
+                    countdown = getattr(exc, "retry_after", None) or 30 * 2 ** task.request.retries
+                    raise task.retry(exc=exc, countdown=int(countdown)) from exc
+                logger.warning("SMM %s for provider %s failed: %s", job, provider_pk, exc)
+                return f"error: {exc}"
+    except LockUnavailable:
+        return "lock unavailable"  # the cache is down (logged); the job's next scheduled run does it
 
 
 @shared_task(bind=True, max_retries=MAX_RETRIES)

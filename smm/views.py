@@ -25,8 +25,9 @@ from integrations.api.lookups import ValidLookupMixin
 from integrations.api.pagination import PagePagination
 from integrations.api.permissions import OwnerOrModelPermission
 from integrations.api.schema import PROVIDER_FAILURES, error
+from integrations.cache_outage import RETRY_AFTER
 from integrations.errors import ProviderError
-from integrations.locks import provider_lock
+from integrations.locks import LockUnavailable, provider_lock
 from integrations.models import ExternalIntegration
 from integrations.permissions import scoped
 
@@ -174,11 +175,17 @@ class ProviderViewSet(MaskProviderSecrets, ValidLookupMixin, viewsets.GenericVie
         if request.query_params.get("async") in ("1", "true"):
             tasks.sync_provider_services.delay(provider.pk)
             return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
-        with provider_lock(provider.pk, "sync") as acquired:
-            if not acquired:
-                return Response({"detail": _("A sync of this provider is already running.")},
-                                status=status.HTTP_409_CONFLICT)
-            result = catalogue.sync_services(provider)
+        try:
+            with provider_lock(provider.pk, "sync") as acquired:
+                if not acquired:
+                    return Response({"detail": _("A sync of this provider is already running.")},
+                                    status=status.HTTP_409_CONFLICT)
+                result = catalogue.sync_services(provider)
+        except LockUnavailable:
+            # The 503 of an unavailable panel, in its shape: the client waits and tries again either way.
+            return Response({"detail": _("A sync cannot be started right now; try again shortly."),
+                             "providerError": "LockUnavailable"},
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER)})
         provider.refresh_from_db()
         return Response({"result": result, "provider": ProviderSerializer(provider).data})
 

@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from integrations import outbound
 from integrations.errors import (
     CircuitOpen,
     ProviderError,
@@ -35,6 +36,7 @@ class ScriptedWrite(ExternalWrite):
         self.sent = []
 
     def send(self, order):
+        outbound.call_started()  # as the tracer does when a real call is handed to its transport
         self.sent.append(order.pk)
         answer = self.answers.pop(0)
         if isinstance(answer, BaseException):
@@ -192,6 +194,49 @@ def test_a_definite_refusal_fails(order):
 def test_an_unexpected_error_leaves_the_write_unknown_and_is_raised(order):
     with pytest.raises(ZeroDivisionError):
         ScriptedWrite(ZeroDivisionError("bug")).submit(order.first)
+    assert fresh(order.first).status == S.UNKNOWN
+
+
+class FailsBeforeSending(ScriptedWrite):
+    """A fault of ours (the cache, a bug) before any call reached a transport."""
+
+    def send(self, order):
+        raise ConnectionError("Error 111 connecting to the cache. Connection refused.")
+
+
+def test_an_error_before_any_call_left_queues_the_write_again_and_it_is_sent_later_once(order):
+    write = FailsBeforeSending()
+    assert write.submit(order.first) == Outcome.QUEUED
+    row = fresh(order.first)
+    assert (row.status, row.attempts) == (S.CREATED, 1)
+    assert row.next_attempt_at > timezone.now() and "Connection refused" in row.error
+    assert moves(row) == [("created", "submitting"), ("submitting", "created")]
+    # Retried once due, through the ordinary path: sent, and only then.
+    retry = ScriptedWrite("77")
+    assert retry.retry_due() == {}
+    assert retry.retry_due(now=row.next_attempt_at + timedelta(seconds=1)) == {"sent": 1}
+    assert (fresh(row).status, fresh(row).external_order_id, retry.sent) == (S.PENDING, "77", [row.pk])
+
+
+def test_an_error_before_sending_fails_the_write_after_its_last_attempt(order):
+    write = FailsBeforeSending()
+    row = order.first
+    SMMOrder.objects.filter(pk=row.pk).update(attempts=write.max_attempts - 1)
+    assert write.submit(fresh(row)) == Outcome.FAILED
+    assert fresh(row).status == S.FAILED
+
+
+def test_an_error_inside_a_real_traced_call_is_unknown(order):
+    """The tracer marks the call as handed to its transport: a fault from there on may have sent it."""
+    from integrations.tracing import Tracer
+
+    class BrokenTransport(ScriptedWrite):
+        def send(self, order):
+            with Tracer(order.provider.integration, transport="http").call("add", endpoint="https://x.test"):
+                raise ZeroDivisionError("the library failed after writing the request")
+
+    with pytest.raises(ZeroDivisionError):
+        BrokenTransport().submit(order.first)
     assert fresh(order.first).status == S.UNKNOWN
 
 
