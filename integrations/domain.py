@@ -81,8 +81,27 @@ class DomainConfig(AppConfig):
 
     def dashboard_figures(self, since):
         """The figures this domain shows on the operators' dashboard for the period from `since`
-        (an aware datetime) to now: a list of `FigureBlock`. Default: none."""
+        (an aware datetime) to now: a list of `FigureBlock`. Default: none. Shown only to staff
+        holding `dashboard_permission`."""
         return []
+
+    dashboard_permission: str | None = None
+    """The permission ("app_label.codename") a staff user needs to see this app's dashboard figures:
+    the view permission of what they summarise (its change permission grants it too, as in the
+    admin). None: the view permission of the app's main model, the first one its models.py
+    declares (`get_dashboard_permission`); an app without models shows its figures to superusers
+    only."""
+
+    def get_dashboard_permission(self):
+        """`dashboard_permission`, or the default it stands for (None for an app without models)."""
+        if self.dashboard_permission:
+            return self.dashboard_permission
+        from django.contrib.auth import get_permission_codename
+
+        main = next(iter(self.get_models()), None)
+        if main is None:
+            return None
+        return f"{main._meta.app_label}.{get_permission_codename('view', main._meta)}"
 
 
 def domain_configs():

@@ -36,12 +36,21 @@ def model_permission(model, action):
 def holds_model_permission(user, model, action):
     """Whether `user` may `action` ("view", "add", "change", "delete") every row of `model`, whoever
     owns it: staff (active) with the model's permission; "view" is also granted by "change"."""
+    return holds_permission(user, model_permission(model, action))
+
+
+def holds_permission(user, perm):
+    """Whether `user` is active staff holding `perm` ("app_label.codename"); a model's view
+    permission is also granted by its change permission, as in the admin."""
     if user is None or not getattr(user, "is_authenticated", False):
         return False
     if not (user.is_active and user.is_staff):
         return False
-    actions = ("view", "change") if action == "view" else (action,)
-    return any(user.has_perm(model_permission(model, a)) for a in actions)
+    app_label, _, codename = perm.partition(".")
+    perms = [perm]
+    if codename.startswith("view_"):
+        perms.append(f"{app_label}.change_{codename.removeprefix('view_')}")
+    return any(user.has_perm(p) for p in perms)
 
 
 def scoped(queryset, user, owner_field, action="view"):

@@ -24,6 +24,8 @@ class SmmConfig(DomainConfig):
     startup_tasks = ("smm.tasks.sync_all_services", "smm.tasks.refresh_all_balances")
     sandbox_urls = "smm.sandbox"
     api_urls = "smm.api_urls"
+    # The dashboard's figures count orders: whoever may read the orders may see them.
+    dashboard_permission = "smm.view_smmorder"
 
     def ready(self):
         from . import signals

@@ -1,7 +1,8 @@
 """The payment providers' simulators, mounted under /sandbox/ when SANDBOX_ENABLED (see
 integrations.domain): one module per provider, each with its own `urlpatterns`."""
 
-from django.urls import include, path  # noqa: F401 - each simulator adds its path
+from django.urls import include, path
 
 urlpatterns = [
+    path("moamalat/", include("payments.sandbox.moamalat")),
 ]

@@ -37,13 +37,13 @@ def test_every_domain_app_is_configured_through_the_core_base():
 
 
 def test_an_app_that_declares_nothing_gets_the_safe_defaults(merchant):
-    payments = apps.get_app_config("payments")
-    assert isinstance(payments, DomainConfig)
-    assert payments.adapters == {} and payments.schedule == {} and payments.startup_tasks == ()
-    assert payments.sandbox_urls is None and payments.api_urls is None
-    assert list(payments.affected_owners(None)) == []
-    assert payments.load_demo(merchant) is None
-    assert payments.dashboard_figures(None) == []
+    shipping = apps.get_app_config("shipping")
+    assert isinstance(shipping, DomainConfig)
+    assert shipping.adapters == {} and shipping.schedule == {} and shipping.startup_tasks == ()
+    assert shipping.sandbox_urls is None and shipping.api_urls is None
+    assert list(shipping.affected_owners(None)) == []
+    assert shipping.load_demo(merchant) is None
+    assert shipping.dashboard_figures(None) == []
 
 
 def test_the_schedule_is_the_sum_of_the_apps_declarations():
@@ -121,7 +121,7 @@ def _remount():
 def test_api_and_sandbox_mounts_are_the_declared_modules(settings):
     assert settings.SANDBOX_ENABLED
     assert domain.api_url_modules() == {"smm": "smm.api_urls", "monitoring": "monitoring.api_urls"}
-    assert domain.sandbox_url_modules() == ["integrations.sandbox", "smm.sandbox"]
+    assert domain.sandbox_url_modules() == ["integrations.sandbox", "payments.sandbox", "smm.sandbox"]
     mounts = _mounts()
     assert [m for m in mounts if m[0].startswith("api/") and m[0] != "api/"] == [
         (f"api/{label}/", module) for label, module in domain.api_url_modules().items()
@@ -130,20 +130,20 @@ def test_api_and_sandbox_mounts_are_the_declared_modules(settings):
 
 
 def test_a_new_declaration_is_mounted_and_nothing_undeclared_is(client, settings):
-    payments = apps.get_app_config("payments")
-    assert client.get("/api/payments/ping/").status_code == 404
-    payments.api_urls = payments.sandbox_urls = "tests.integrations.domain_urls"
+    shipping = apps.get_app_config("shipping")
+    assert client.get("/api/shipping/ping/").status_code == 404
+    shipping.api_urls = shipping.sandbox_urls = "tests.integrations.domain_urls"
     try:
         _remount()
-        assert client.get("/api/payments/ping/").content == b"pong"
+        assert client.get("/api/shipping/ping/").content == b"pong"
         assert client.get("/sandbox/ping/").content == b"pong"
         settings.SANDBOX_ENABLED = False
         _remount()
-        assert client.get("/api/payments/ping/").content == b"pong"
+        assert client.get("/api/shipping/ping/").content == b"pong"
         assert client.get("/sandbox/ping/").status_code == 404  # never mounted without SANDBOX_ENABLED
     finally:
-        del payments.api_urls, payments.sandbox_urls
+        del shipping.api_urls, shipping.sandbox_urls
         settings.SANDBOX_ENABLED = True
         _remount()
-    assert client.get("/api/payments/ping/").status_code == 404
+    assert client.get("/api/shipping/ping/").status_code == 404
     assert ("api/smm/", "smm.api_urls") in _mounts()
