@@ -20,6 +20,7 @@ from django.utils.translation import gettext_noop
 
 from integrations.domain import domain_configs
 from integrations.models import ExternalIntegration, IntegrationLog, Kind
+from integrations.permissions import holds_model_permission, holds_permission
 
 from .models import CheckStatus, FallbackActivation, Incident, StatusChange
 
@@ -82,12 +83,15 @@ def sparkline(buckets, now, status):
     )
 
 
-def figure_blocks(since):
+def figure_blocks(since, user=None):
     """Every domain app's dashboard figures (its `dashboard_figures` declaration) for the period from
-    `since`. One app's failure costs only its own boxes, never the dashboard (nor, in a savepoint,
-    the transaction the page runs in)."""
+    `since`, of the apps whose `get_dashboard_permission()` `user` holds (None: every app). One app's
+    failure costs only its own boxes, never the dashboard (nor, in a savepoint, the transaction the
+    page runs in)."""
     blocks = []
     for config in domain_configs():
+        if user is not None and not may_see_figures(user, config):
+            continue  # its queries are not even run
         try:
             with transaction.atomic():
                 blocks.extend(config.dashboard_figures(since) or ())
@@ -96,10 +100,38 @@ def figure_blocks(since):
     return blocks
 
 
-def build(now=None):
+def may_see_figures(user, config):
+    """A domain's figures summarise its rows: shown to whoever may view them (superusers always)."""
+    if user.is_active and user.is_superuser:
+        return True
+    perm = config.get_dashboard_permission()
+    return perm is not None and holds_permission(user, perm)
+
+
+def sections_for(user):
+    """Which parts of the dashboard `user` may see: the same model permissions as the admin's lists
+    of the rows behind them (None: everything, for callers that are not a request)."""
+    if user is None:
+        return {"health": True, "incidents": True}
+    from .models import HealthCheck
+
+    return {
+        "health": holds_model_permission(user, ExternalIntegration, "view")
+        and holds_model_permission(user, HealthCheck, "view"),
+        "incidents": holds_model_permission(user, Incident, "view"),
+    }
+
+
+def build(now=None, user=None):
+    """The dashboard's data as `user` may see it (see `sections_for`); what they may not see is
+    neither shown nor queried."""
     now = now or timezone.now()
     day_ago, hour_ago = now - timedelta(hours=HOURS), now - timedelta(hours=1)
-    providers = list(ExternalIntegration.objects.select_related("owner").order_by("kind", "priority", "display_name"))
+    sections = sections_for(user)
+    providers = (
+        list(ExternalIntegration.objects.select_related("owner").order_by("kind", "priority", "display_name"))
+        if sections["health"] else []
+    )
 
     from .models import HealthCheck
 
@@ -110,6 +142,7 @@ def build(now=None):
         .values("integration_id", "hour")
         .annotate(avg=Avg("response_time"), failures=Count("pk", filter=~Q(status__in=["healthy", "degraded"])))
         .order_by()
+        if sections["health"] else ()
     )
     for row in hourly:
         hour = row["hour"]
@@ -128,13 +161,16 @@ def build(now=None):
         .values("integration_id")
         .annotate(total=Count("pk"), failed=Count("pk", filter=~Q(status=IntegrationLog.Outcome.SUCCESS)))
         .order_by()
-    }
-    active_fallbacks = {a.integration_id: a for a in FallbackActivation.objects.filter(deactivated_at=None)}
+    } if sections["health"] else {}
+    active_fallbacks = (
+        {a.integration_id: a for a in FallbackActivation.objects.filter(deactivated_at=None)}
+        if sections["health"] else {}
+    )
     open_incidents = list(
         Incident.objects.filter(resolved_at=None)
         .select_related("integration", "acknowledged_by")
         .order_by("-started_at")[:20]
-    )
+    ) if sections["incidents"] else []
     incident_by_provider = {i.integration_id: i for i in open_incidents}
 
     groups, counts = defaultdict(list), defaultdict(int)
@@ -170,11 +206,16 @@ def build(now=None):
         "counts": {k: counts.get(k, 0) for k in ("healthy", "degraded", "unhealthy", "unknown")},
         "provider_count": len(providers),
         "open_incidents": open_incidents,
-        "recent_changes": list(StatusChange.objects.select_related("integration").order_by("-created_at")[:15]),
+        "recent_changes": (
+            list(StatusChange.objects.select_related("integration").order_by("-created_at")[:15])
+            if sections["health"] else []
+        ),
+        "show_health": sections["health"],
+        "show_incidents": sections["incidents"],
         "hour_total": hour_totals[0],
         "hour_failed": hour_totals[1],
         "hour_rate": round(100 * hour_totals[1] / hour_totals[0], 1) if hour_totals[0] else None,
-        "figure_blocks": figure_blocks(day_ago),
+        "figure_blocks": figure_blocks(day_ago, user),
         "refresh_seconds": int(getattr(settings, "MONITORING_DASHBOARD_REFRESH_SECONDS", 60)),
         "colours": COLOURS,
         "check_statuses": CheckStatus,

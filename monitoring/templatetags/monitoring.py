@@ -7,8 +7,9 @@ register = template.Library()
 def monitoring_dashboard(context):
     from monitoring.dashboard import build
 
-    data = build()
-    data["request"] = context.get("request")
+    request = context.get("request")
+    data = build(user=getattr(request, "user", None))
+    data["request"] = request
     return data
 
 
