@@ -10,6 +10,7 @@ attributes payments.interface lists.
 """
 
 import secrets
+import uuid
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -151,6 +152,8 @@ class Payment(models.Model):
                                        help_text=_("The merchant's own order number."))
     reference = models.CharField(_("reference"), max_length=30, unique=True, default=new_reference,
                                  validators=[reference_validator], editable=False)
+    # The buyer's checkout page is addressed by this, never by the sequential id or our reference.
+    public_id = models.UUIDField(_("public id"), default=uuid.uuid4, unique=True, editable=False)
     amount = models.DecimalField(_("amount"), validators=[MinValueValidator(0)], **AMOUNT)
     currency = models.CharField(_("currency"), max_length=3, choices=CURRENCIES, default="LYD")
     method = models.CharField(_("method"), max_length=32)
