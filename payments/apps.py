@@ -9,5 +9,8 @@ class PaymentsConfig(DomainConfig):
     default_auto_field = "django.db.models.BigAutoField"
     adapters = {
         "moamalat": "payments.providers.moamalat.Moamalat",
+        "mobicash": "payments.providers.mobicash.MobiCash",
+        "sadad": "payments.providers.sadad.Sadad",
+        "onepay": "payments.providers.onepay.OnePay",
     }
     sandbox_urls = "payments.sandbox"

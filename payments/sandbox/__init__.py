@@ -5,4 +5,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("moamalat/", include("payments.sandbox.moamalat")),
+    path("payment/mobicash/", include("payments.sandbox.mobicash")),
+    path("payment/sadad/", include("payments.sandbox.sadad")),
+    path("payment/onepay/", include("payments.sandbox.onepay")),
 ]
