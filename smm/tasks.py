@@ -4,6 +4,8 @@ and transient provider errors are retried with exponential backoff."""
 import logging
 
 from celery import shared_task
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from integrations.errors import ProviderError
 from integrations.locks import LockUnavailable, provider_lock
@@ -13,6 +15,11 @@ from .models import OPEN_STATES, SMMOrder, SMMProvider, SMMRefill
 
 logger = logging.getLogger("smm")
 MAX_RETRIES = 4
+# What publishing raises when the broker cannot take a message: kombu's wrapper of the transport's
+# connection errors, and what a transport lets through (Redis's own, the filesystem broker's OSError).
+BROKER_ERRORS = (OperationalError, RedisError, OSError)
+# A request waits at most about a second for the broker: the order is safe in its row either way.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
 def _provider(pk):
@@ -73,11 +80,29 @@ def submit_order(order_pk):
     return orders.submit_order(order).status
 
 
+def enqueue_submission(order_pk):
+    """Queue the send of a created order; False if the broker could not take it (logged).
+
+    The order's row is the outbox: a created order is sent by this task or, whatever became of
+    the task (never queued, its message lost, its worker killed before claiming), by the retry
+    sweep below, which finds every queued order that is due. So a failure here is a delay, not a
+    lost order, and the request that created the order goes on."""
+    try:
+        submit_order.apply_async((order_pk,), retry=True, retry_policy=PUBLISH_RETRY)
+    except BROKER_ERRORS as exc:
+        logger.warning("SMM order %s: its send could not be queued (%s: %s); the retry sweep sends it",
+                       order_pk, type(exc).__name__, exc)
+        return False
+    return True
+
+
 @shared_task
 def retry_queued_orders(limit=100):
-    """Send the queued orders whose next attempt has come: orders whose `add` certainly did not
-    reach the panel (circuit open, connection refused). Each is claimed first (integrations.writes),
-    so a worker restarted mid-run, or two runs at once, never send one order twice."""
+    """The outbox's sweep: send the queued orders whose next attempt has come. That is every order
+    no attempt was made for yet (its task never queued or lost) and every order whose `add`
+    certainly did not reach the panel (circuit open, connection refused) once its backoff is over.
+    Each is claimed first (integrations.writes), so the order's own task arriving late, a worker
+    restarted mid-run, or two runs at once never send one order twice."""
     return orders.retry_queued_orders(limit=limit)
 
 

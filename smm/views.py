@@ -276,6 +276,12 @@ class OrderViewSet(MaskProviderSecrets, ValidLookupMixin, mixins.ListModelMixin,
 
     @extend_schema(
         summary="Create an order (send an `Idempotency-Key` header to make retries safe)",
+        description=(
+            "201: the order is written and queued (status Queued). A queued order is sent to the panel "
+            "once: by its task at once, or, if that task could not be queued or was lost, by the retry "
+            "sweep, which runs every minute while the workers and the broker are up (docs/operations.md). "
+            "A repeat with the same key answers 200 with the order as it is now."
+        ),
         request=OrderInputSerializer,
         responses={201: OrderSerializer, 200: OrderSerializer,
                    409: error("The idempotency key was already used for a different order.")},
@@ -309,8 +315,10 @@ class OrderViewSet(MaskProviderSecrets, ValidLookupMixin, mixins.ListModelMixin,
             )
         except DjangoValidationError as exc:
             _raise_from_django(exc)
-        if created:
-            transaction.on_commit(lambda: tasks.submit_order.delay(order.pk))
+        if created or order.status == SMMOrder.Status.CREATED:
+            # After the commit, so the worker finds the row. A repeat of a still-queued order queues
+            # it again: its first message may be lost, and the claim lets only one of them send.
+            transaction.on_commit(lambda: tasks.enqueue_submission(order.pk))
         order = self.get_queryset().get(pk=order.pk)
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
