@@ -1,7 +1,6 @@
 """SMM catalogue: a panel's services, fetched and upserted into `SMMService` in a constant number
 of queries whatever the catalogue's size."""
 
-import json
 import logging
 
 from django.db import connection, transaction
@@ -20,31 +19,39 @@ UPDATED_COLUMNS = (*SERVICE_COLUMNS[1:], "is_active", "last_seen_at", "updated_a
 
 
 def _upsert_services(provider, rows, now):
-    """Insert-or-update the whole catalogue in ONE statement (JSON parameter, any size)."""
+    """Insert-or-update the whole catalogue with a constant number of statements whatever its size,
+    inside the caller's transaction."""
     table = connection.ops.quote_name(SMMService._meta.db_table)
-    payload = json.dumps([
-        {**{c: getattr(r, c) for c in SERVICE_COLUMNS}, "rate": str(r.rate)} for r in rows
-    ])
     cols = ", ".join(["provider_id", *SERVICE_COLUMNS, "is_active", "last_seen_at", "created_at", "updated_at"])
     updates = ", ".join(f"{c} = excluded.{c}" for c in UPDATED_COLUMNS)
     stamp = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # COPY into a temporary table, then one INSERT … ON CONFLICT from it: half the time of
+            # expanding a JSON document of the catalogue (jsonb_to_recordset) in the INSERT itself.
             types = ("service_id text, name text, type text, category text, rate numeric, min_quantity bigint, "
                      "max_quantity bigint, refill boolean, cancel boolean, dripfeed boolean, description text")
+            cursor.execute(f"CREATE TEMPORARY TABLE smm_catalogue_in ({types}) ON COMMIT DROP")
+            with cursor.cursor.copy(f"COPY smm_catalogue_in ({', '.join(SERVICE_COLUMNS)}) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row([getattr(r, c) for c in SERVICE_COLUMNS])
             cursor.execute(
                 f"INSERT INTO {table} ({cols}) "
                 f"SELECT %s, {', '.join('x.' + c for c in SERVICE_COLUMNS)}, true, %s, %s, %s "
-                f"FROM jsonb_to_recordset(%s::jsonb) AS x({types}) "
+                f"FROM smm_catalogue_in AS x "
                 f"ON CONFLICT (provider_id, service_id) DO UPDATE SET {updates}",
-                [provider.pk, stamp, stamp, stamp, payload],
+                [provider.pk, stamp, stamp, stamp],
             )
         elif connection.vendor == "sqlite":
-            picks = ", ".join(f"json_extract(value, '$.{c}')" for c in SERVICE_COLUMNS)
-            cursor.execute(
-                f"INSERT INTO {table} ({cols}) SELECT %s, {picks}, 1, %s, %s, %s FROM json_each(%s) WHERE true "
+            # One prepared statement run per row by sqlite3 in C: cheaper than json_each with a
+            # json_extract per column, each of which parses the row's JSON text again.
+            # The adapter's values are plain str, int, bool and a Decimal rate (stored as text by
+            # Django's SQLite backend): no per-field get_db_prep_save, which cost more than the insert.
+            cursor.executemany(
+                f"INSERT INTO {table} ({cols}) VALUES (%s, {', '.join(['%s'] * len(SERVICE_COLUMNS))}, 1, %s, %s, %s) "
                 f"ON CONFLICT (provider_id, service_id) DO UPDATE SET {updates}",
-                [provider.pk, stamp, stamp, stamp, payload],
+                [(provider.pk, r.service_id, r.name, r.type, r.category, str(r.rate), r.min_quantity, r.max_quantity,
+                  r.refill, r.cancel, r.dripfeed, r.description, stamp, stamp, stamp) for r in rows],
             )
         else:  # pragma: no cover - other backends: batched, still correct
             SMMService.objects.bulk_create(
