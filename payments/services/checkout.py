@@ -1,0 +1,148 @@
+"""A new payment: checked, written once per idempotency key, then begun at its provider."""
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from integrations import outbound
+from integrations.adapters import adapter_class
+from integrations.errors import ProviderAuthError, ProviderError, ProviderValidationError
+from integrations.selection import alternatives_for
+from integrations.writes import certainly_not_sent
+
+from ..models import Payment, PaymentMethod, PaymentStatus
+from .errors import IdempotencyConflict
+from .methods import is_own_method, provider_row, validate_payment
+
+logger = logging.getLogger("payments")
+ERROR_MAX = 2000
+
+
+def checkout_expiry_minutes():
+    """PAYMENT_CHECKOUT_EXPIRY_MINUTES: how long a card or wallet checkout stays open (default 30)."""
+    return int(getattr(settings, "PAYMENT_CHECKOUT_EXPIRY_MINUTES", 30))
+
+
+def adapter_code(payment):
+    if payment.integration_id:
+        return payment.integration.code
+    return PaymentMethod.objects.filter(code=payment.method).values_list("adapter", flat=True).first() or ""
+
+
+def gateway(payment):
+    """The adapter of `payment`: its provider row's, or the method's own (cash, transfer)."""
+    return adapter_class(adapter_code(payment))(payment.integration)
+
+
+def _fingerprint(owner, fields):
+    amount = fields.get("amount")
+    try:
+        amount = str(Decimal(str(amount).strip()).quantize(Decimal("0.001")))
+    except (InvalidOperation, ValueError, TypeError):
+        amount = str(amount)
+    body = {**{k: str(v or "").strip() for k, v in fields.items()}, "amount": amount, "owner": owner.pk}
+    body["currency"] = body["currency"].upper()
+    body["bank_code"] = body["bank_code"].upper()
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _replay(owner, key, fingerprint):
+    existing = Payment.objects.filter(owner=owner, idempotency_key=key).first()
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(key)
+    return existing
+
+
+def create_payment(owner, *, order_reference="", amount, currency, method, bank_code="", payer_phone="",
+                   idempotency_key=""):
+    """Check a payment against its method's row, write it and begin it at the provider.
+
+    Returns `(payment, created)`. The same idempotency key with the same request returns the first
+    payment (`created` False, nothing sent again); with another request it raises IdempotencyConflict.
+    Bad input raises ValidationError({field: [messages]}) (fields: amount, currency, method, bank_code,
+    payer_phone, order_reference). A begin that may have reached the provider and lost its answer
+    leaves the payment `unknown` for reconciliation; it is never begun again."""
+    key = str(idempotency_key or "").strip()[:255]
+    fingerprint = _fingerprint(owner, {"order_reference": order_reference, "amount": amount, "currency": currency,
+                                       "method": method, "bank_code": bank_code, "payer_phone": payer_phone})
+    if key and (existing := _replay(owner, key, fingerprint)) is not None:
+        return existing, False
+    clean = validate_payment(owner, amount=amount, currency=currency, method=method, bank_code=bank_code,
+                             payer_phone=payer_phone, order_reference=order_reference)
+    row = clean["method"]
+    integration = None
+    if not is_own_method(row.adapter):
+        integration = provider_row(row.adapter, owner)
+        if integration is None:
+            others = ", ".join(alternatives_for(row.adapter))
+            message = _("%(method)s is unavailable right now.") % {"method": row.name_en or row.code}
+            if others:
+                message += " " + _("You can use: %(alternatives)s.") % {"alternatives": others}
+            raise ValidationError({"method": [message]})
+    try:
+        with transaction.atomic():
+            payment = Payment.objects.create(
+                owner=owner, order_reference=clean["order_reference"], amount=clean["amount"],
+                currency=clean["currency"], method=row.code, bank=clean["bank"], integration=integration,
+                payer_phone=clean["payer_phone"], idempotency_key=key, request_fingerprint=fingerprint,
+            )
+    except IntegrityError:
+        # A concurrent request with the same key won the race: its payment is the answer.
+        existing = _replay(owner, key, fingerprint) if key else None
+        if existing is None:
+            raise
+        return existing, False
+    begin(payment)
+    return payment, True
+
+
+def _expiry(adapter, now):
+    hook = getattr(adapter, "expiry", None)
+    if callable(hook):
+        return hook(now)
+    return now + timedelta(minutes=checkout_expiry_minutes())
+
+
+def begin(payment):
+    """Hand an `initiated` payment to its adapter once and record the Checkout. Returns the payment."""
+    adapter = gateway(payment)
+    now = timezone.now()
+    Payment.objects.filter(pk=payment.pk, status=PaymentStatus.INITIATED).update(expires_at=_expiry(adapter, now))
+    payment.refresh_from_db(fields=["expires_at"])
+    with outbound.watch() as calls:
+        try:
+            checkout = adapter.begin(payment)
+        except ProviderError as exc:
+            _begin_failed(payment, exc)
+            return payment
+        except Exception as exc:
+            state = PaymentStatus.UNKNOWN if calls.started else PaymentStatus.FAILED
+            payment.transition(state, reason=_("Unexpected error while beginning: %s") % exc,
+                               error=str(exc)[:ERROR_MAX])
+            raise
+    payment.transition(
+        checkout.state, reason=_("Begun at the provider."), next_step=checkout.next_step,
+        instructions=str(checkout.instructions or ""), provider_reference=checkout.provider_reference[:100],
+        provider_data=dict(checkout.data or {}),
+        paid_at=now if checkout.state == PaymentStatus.PAID else None,
+    )
+    return payment
+
+
+def _begin_failed(payment, exc):
+    error = str(exc)[:ERROR_MAX]
+    # Refused, or never sent: nothing happened at the provider. Anything else may have started a
+    # payment there, so it is left for reconciliation, never begun again blindly.
+    if certainly_not_sent(exc) or isinstance(exc, ProviderAuthError | ProviderValidationError):
+        payment.transition(PaymentStatus.FAILED, reason=_("Refused: %s") % error, error=error)
+    else:
+        logger.warning("Payment %s: outcome of begin unknown: %s", payment.reference, exc)
+        payment.transition(PaymentStatus.UNKNOWN, reason=_("The outcome is unknown: %s") % error, error=error)
