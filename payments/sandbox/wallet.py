@@ -22,6 +22,7 @@ import time
 from decimal import Decimal
 
 from django.core.cache import cache
+from django.db.models import F
 from django.http import JsonResponse
 
 from integrations.models import ExternalIntegration
@@ -69,17 +70,17 @@ class WalletBook:
 
     # --- merchants ------------------------------------------------------------------------------
     def merchant(self, merchant_id, **secret):
-        """The row whose merchant id this is and whose secret credential(s) match, else None."""
+        """The row that registered this merchant id (the platform's first, as Moamalat's simulator
+        picks a terminal) if the secret credential(s) given are its own, else None."""
         merchant_id = str(merchant_id or "").strip()
         if not merchant_id:
             return None
-        for row in ExternalIntegration.objects.filter(code=self.code).order_by("created_at"):
-            creds = row.credentials or {}
-            if str(creds.get("merchant_id", "")).strip() != merchant_id:
-                continue
-            if all(_same(creds.get(name), value) for name, value in secret.items()):
-                return row
-        return None
+        rows = ExternalIntegration.objects.filter(code=self.code).order_by(
+            F("owner").asc(nulls_first=True), "priority", "created_at")
+        row = next((r for r in rows if str((r.credentials or {}).get("merchant_id", "")).strip() == merchant_id), None)
+        if row is None or not all(_same((row.credentials or {}).get(k), v) for k, v in secret.items()):
+            return None
+        return row
 
     # --- sessions -------------------------------------------------------------------------------
     def _key(self, *parts):
