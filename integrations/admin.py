@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from .adapters import HealthCheck, UnknownAdapter, adapter_class, code_choices, row_health
 from .admin_columns import clipped, dated
 from .models import ExternalIntegration, Fallback, IntegrationLog, StateTransition, Status, WebhookEvent
+from .paging import FlatListAdminMixin, RecentValuesFilter
 from .permissions import KEEP_CREDENTIALS_ON_URL_CHANGE
 
 MASK_PREFIX = "••••••"
@@ -258,14 +259,15 @@ class ExternalIntegrationAdmin(ActionPermissionsMixin, admin.ModelAdmin):
 
 
 @admin.register(IntegrationLog)
-class IntegrationLogAdmin(ActionPermissionsMixin, admin.ModelAdmin):
+class IntegrationLogAdmin(FlatListAdminMixin, ActionPermissionsMixin, admin.ModelAdmin):
     list_display = ["started_at", "provider_short", "transport", "operation_short", "endpoint_short",
                     "http_status", "status", "duration_short"]
-    list_filter = ["status", "transport", "method", "integration__kind"]
+    # Methods seen in the newest calls: Django's own filter of a free-text column reads DISTINCT over the table.
+    list_filter = ["status", "transport", RecentValuesFilter.of("method", _("method")), "integration__kind"]
     search_fields = ["request_id", "operation", "endpoint", "error_message"]
     date_hierarchy = "started_at"
     list_select_related = ["integration"]
-    show_full_result_count = False  # counting a partitioned table of millions of rows is slow
+    sortable_by = ["started_at"]  # the one ordering an index serves at a million rows (FlatListAdminMixin)
 
     provider_short = clipped("integration", _("provider"), 24, ordering="integration__display_name")
     operation_short = clipped("operation", _("operation"), 24, ordering="operation")
