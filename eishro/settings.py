@@ -176,15 +176,31 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "rejected_folder": str(CELERY_BROKER_DIR / "rejected"),
         "polling_interval": 0.1,
     }
+else:
+    # Redis keeps a delivered message until the worker acknowledges it (late, see below) and hands
+    # it to another worker once it has gone unacknowledged for `visibility_timeout` seconds: that is
+    # how soon a killed worker's messages come back, and also the longest a task may run before a
+    # second worker starts it too (harmless: every task is idempotent, per-provider jobs also hold
+    # their provider_lock). Redis's default of an hour left a killed worker's work waiting that
+    # long; 300 s is above any of our tasks' run (one send: 30 s; a panel's poll or sync, a health
+    # round: seconds to a minute) and an order's send never waits for it (the retry sweep sends a
+    # queued order within a minute; an interrupted one is under review in about 2.5 minutes).
+    # A broker that does not answer a connection in 5 s is down: the API does not hang on it.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300),
+        "socket_connect_timeout": 5,
+    }
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # A task's message is acknowledged once the task has finished, not when it arrives, so a worker
 # stopped mid-task does not lose it: it is queued again at once by a warm shutdown (either broker),
-# after Redis's visibility timeout (1 h) if the worker was killed outright; the file broker keeps
-# unacknowledged messages only in the worker's memory, so a killed worker loses those. A task may
-# therefore run twice: provider writes are exactly-once for that reason (integrations.writes).
+# after Redis's visibility timeout (above: 300 s) if the worker was killed outright; the file broker
+# keeps unacknowledged messages only in the worker's memory, so a killed worker loses those (an
+# order's send is then the retry sweep's: the order's row is the outbox). A task may therefore run
+# twice: provider writes are exactly-once for that reason (integrations.writes), and every other
+# task is idempotent (docs/operations.md).
 CELERY_TASK_ACKS_LATE = True
 # A pool child that dies mid-task (prefork: OOM, segfault) has its task queued again rather than
 # recorded as failed. Our threads pool has no children; this holds should the pool change.

@@ -19,6 +19,9 @@ class SmmConfig(DomainConfig):
         "SMM balances": ("smm.tasks.refresh_all_balances", HOUR, {}),
         "SMM cleanup of old orders": ("smm.tasks.cleanup_old_orders", WEEK, {}),
         "SMM queued order retries": ("smm.tasks.retry_queued_orders", 60, {}),
+        # A quarter of smm.orders.STALE_SUBMISSION (2 minutes): an interrupted send is under review
+        # within about one threshold, not a polling interval later.
+        "SMM stale submissions": ("smm.tasks.mark_stale_submissions", 30, {}),
     }
     # Catalogues and balances at once instead of after the first hourly run.
     startup_tasks = ("smm.tasks.sync_all_services", "smm.tasks.refresh_all_balances")

@@ -37,7 +37,12 @@ from .providers import delete_orders_keeping_stats, refresh_stats, short_of_bala
 
 logger = logging.getLogger("smm")
 S = OrderStatus
-STALE_SUBMISSION = timedelta(minutes=10)
+# A send is one `add`, never retried (it is not idempotent), bounded by the panel's timeout (30 s
+# by default): an order still `submitting` after four times that was interrupted (its worker killed
+# or stopped mid-send) and becomes unknown. The sweep runs every quarter of this (SmmConfig.schedule),
+# so an interrupted send is under review within about 2.5 minutes. A panel answering later than
+# this anyway still has its answer recorded (ExternalWrite._move: from unknown, better knowledge).
+STALE_SUBMISSION = timedelta(minutes=2)
 CLEANUP_BATCH = 5000  # orders deleted (and archived) per transaction
 
 

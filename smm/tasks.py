@@ -115,8 +115,14 @@ def sync_all_services():
 
 
 @shared_task
+def mark_stale_submissions():
+    """Orders whose send was interrupted (left `submitting` longer than orders.STALE_SUBMISSION)
+    become unknown: the panel may have taken them, so they are never sent again blindly."""
+    return orders.mark_stale_submissions()
+
+
+@shared_task
 def poll_all_orders():
-    orders.mark_stale_submissions()
     with_open = set(SMMOrder.objects.filter(status__in=OPEN_STATES).values_list("provider_id", flat=True))
     with_open |= set(SMMRefill.objects.filter(status__in=SMMRefill.OPEN).values_list("order__provider_id", flat=True))
     pks = list(SMMProvider.objects.active().filter(pk__in=with_open).values_list("pk", flat=True))

@@ -25,8 +25,8 @@ def closed_port():
 
 
 def _reset_publisher():
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    # Dropped, not closed: kombu registers producer pools per connection URL process-wide, and a
+    # closed one would be handed back to the next user of that URL.
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 

@@ -24,6 +24,7 @@ SCHEDULE = {
     "SMM balances": ("smm.tasks.refresh_all_balances", 3600, {}),
     "SMM cleanup of old orders": ("smm.tasks.cleanup_old_orders", 7 * 86400, {}),
     "SMM queued order retries": ("smm.tasks.retry_queued_orders", 60, {}),
+    "SMM stale submissions": ("smm.tasks.mark_stale_submissions", 30, {}),
     "Health checks of every active provider": ("monitoring.tasks.run_health_round", 60, {}),
     "Monitoring alert delivery": ("monitoring.tasks.deliver_alerts", 60, {}),
     "Health check retention": ("monitoring.tasks.prune_health_checks", 86400, {}),
