@@ -55,7 +55,17 @@ class FakeGateway(PaymentGateway):
 
 
 @pytest.fixture
-def fake_gateway(db, monkeypatch):
+def reference_data(db):
+    """The seed's banks and methods: migration 0002 installs them, but a transactional test's flush
+    empties the tables, so tests that may run after one install them again (a no-op otherwise)."""
+    from payments.models import Bank
+    from payments.reference import install
+
+    install(Bank, PaymentMethod)
+
+
+@pytest.fixture
+def fake_gateway(reference_data, monkeypatch):
     """Cards go through "fakepay": the platform's active row, FakeGateway behind it."""
     monkeypatch.setitem(apps.get_app_config("payments").adapters, "fakepay", "tests.payments.conftest.FakeGateway")
     FakeGateway.script, FakeGateway.calls = {}, []
