@@ -75,7 +75,7 @@ def reconcile_provider(integration, payments, counts):
 def reconcile(limit=200, now=None):
     """Ask the providers about up to `limit` open payments (pending, unknown, and initiated ones never
     begun), the least recently checked first, grouped by provider row (one lock and one adapter per
-    row); then close the expired checkouts. Returns counts (moved, unchanged, errors, locked, expired)."""
+    row). Returns counts (moved, unchanged, errors, locked). Expiry is its own job (`expire_payments`)."""
     now = now or timezone.now()
     counts = Counter()
     groups = defaultdict(list)
@@ -91,7 +91,6 @@ def reconcile(limit=200, now=None):
                 reconcile_provider(integration, payments, counts)
         except LockUnavailable:
             counts["locked"] += 1
-    counts["expired"] = len(expire_payments(now=now))
     return dict(counts)
 
 
