@@ -11,7 +11,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "smm_poll": "polling 10,000 open SMM orders on three simulated panels",
+    "smm_poll_scale": "polling 100,000 open SMM orders on 10 panels answering after 150 ms, one poll per panel",
     "smm_sync": "syncing a 5,000-service SMM catalogue, first sync and resync",
+    "api_lists": "API and admin list pages at 1,000,000 SMM orders beside a 1,000-order merchant",
     "monitoring_round": "a health round of 50 providers, 10 of them hanging",
     "transport_websocket": "2,000 WebSocket messages through the traced consumer vs a bare recv loop",
     "transport_smtp": "500 e-mails through the traced SMTP backend vs Django's bare backend",
