@@ -104,9 +104,9 @@ def apply_notification(integration, notification, event=None):
     """A verified provider notification (payments.interface.Notification) applied to our payment.
     Called by the adapters' `handle_webhook` inside the webhook task's transaction."""
     payment = Payment.objects.filter(reference=notification.merchant_reference).select_related("integration").first()
-    if payment is None or (payment.integration_id and integration is not None
-                           and payment.integration_id != integration.pk):
-        # Not ours, or another row's: a notification never reaches across terminals.
+    if payment is None or (integration is not None and payment.integration_id != integration.pk):
+        # Not ours, or another row's (or a way to pay of our own, which no provider may settle): a
+        # notification never reaches across terminals.
         logger.warning("Notification for unknown payment %r (row %s) ignored", notification.merchant_reference[:40],
                        getattr(integration, "pk", None))
         return None

@@ -203,6 +203,13 @@ def test_a_notification_from_another_row_is_ignored(card_payment, fake_gateway):
     assert card_payment.status == "pending"
 
 
+def test_a_provider_cannot_settle_a_cash_payment(merchant, fake_gateway):
+    cod, _ = create(merchant, method=Method.COD)
+    assert services.apply_notification(fake_gateway, note(cod, State.PAID)) is None
+    cod.refresh_from_db()
+    assert cod.status == "pending"
+
+
 def test_two_racing_notifications_move_the_payment_once(card_payment, fake_gateway):
     """Two copies of the payment read pending; paid and failed race: exactly one wins, and the loser,
     judged again, is recorded as a contradiction rather than applied."""
