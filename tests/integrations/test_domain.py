@@ -28,6 +28,9 @@ SCHEDULE = {
     "Health checks of every active provider": ("monitoring.tasks.run_health_round", 60, {}),
     "Monitoring alert delivery": ("monitoring.tasks.deliver_alerts", 60, {}),
     "Health check retention": ("monitoring.tasks.prune_health_checks", 86400, {}),
+    "Payment reconciliation of pending and unknown payments": ("payments.tasks.reconcile_payments", 300, {}),
+    "Payment expiry": ("payments.tasks.expire_payments", 300, {}),
+    "Payment refund retries": ("payments.tasks.retry_refunds", 60, {}),
 }
 
 
