@@ -342,3 +342,28 @@ class ReconciliationMismatch(models.Model):
 
     def __str__(self):
         return f"{self.payment_id} {self.kind}: {self.ours} ≠ {self.theirs}"
+
+
+class ApiIdempotencyKey(models.Model):
+    """A merchant's `Idempotency-Key` on a write of the payments API, with the first answer given to
+    it: a repeat of the same request gets that answer again, another request under the same key a
+    409 (payments.idempotency). The unique index makes two racing requests with one key run once."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                              verbose_name=_("merchant"))
+    key = models.CharField(_("idempotency key"), max_length=255)
+    operation = models.CharField(_("operation"), max_length=100)
+    fingerprint = models.CharField(max_length=64)
+    # Null while the first request is still running.
+    status_code = models.PositiveSmallIntegerField(_("answer status"), null=True, blank=True)
+    body = models.JSONField(_("answer"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("API idempotency key")
+        verbose_name_plural = _("API idempotency keys")
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="payment_api_idempotency_key")]
+        indexes = [models.Index(fields=["created_at"], name="payment_api_key_created")]
+
+    def __str__(self):
+        return f"{self.owner_id} {self.key} {self.operation}"
