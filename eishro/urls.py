@@ -22,6 +22,8 @@ urlpatterns = [
     # Public only when API_DOCS_PUBLIC (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]).
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
+    # The buyer's checkout page (payments.urls): not an API route, so not under /api/.
+    path("pay/", include("payments.urls")),
     path("webhooks/<str:kind>/<str:code>/", webhooks.receive, name="webhook"),
     path("webhooks/<str:kind>/<str:code>/<uuid:integration_id>/", webhooks.receive, name="webhook-for"),
 ]
