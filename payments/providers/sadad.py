@@ -136,8 +136,13 @@ class Sadad(WalletGateway):
         return RefundResult(state=state, provider_reference=refund_id[:100], message=_text(answer.get("Message"))[:200])
 
     def check_health(self):
-        # Sadad has no health URL: the cheapest real read is the status of a reference never used.
-        self.transport.call("GetPaymentStatus", MerchantReference="HEALTH-CHECK")
+        # Sadad has no health URL: the cheapest real read is the status of a reference never used,
+        # bounded like every probe of the health round (its time, no retries).
+        transport = self.transport
+        http = transport.client.http
+        http.timeout = min(self.health.timeout, self.probe_timeout or self.health.timeout)
+        http.retries = 0
+        transport.call("GetPaymentStatus", MerchantReference="HEALTH-CHECK")
 
     @staticmethod
     def _status(answer, reference):

@@ -1,6 +1,8 @@
 """Sadad over real SOAP against its simulator (live_server): zeep's envelopes parsed by the simulator,
 its answers and SOAP Faults read back by zeep, the WSDL it serves, refunds, lost answers and faults."""
 
+import time
+
 import pytest
 import requests
 from lxml import etree
@@ -112,3 +114,12 @@ def test_the_simulator_serves_the_wsdl_at_its_own_address_and_refuses_what_is_no
         assert answer.status_code == 500 and b"boom" not in answer.content
         root = etree.fromstring(answer.content)
         assert root.find(".//{http://schemas.xmlsoap.org/soap/envelope/}Fault") is not None
+
+
+def test_the_health_probe_is_a_status_read_bounded_by_the_rounds_time(adapter):
+    adapter.probe_health(1.0)
+    set_fault("payment", CODE, hang_s=3)
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailable):
+        adapter.probe_health(1.0)
+    assert time.monotonic() - started < 1.9  # the round's 1 s, not the row's 2 s, and no retry
