@@ -13,6 +13,7 @@ confirmed, asked about and refunded, so that switching a wallet off never strand
 
 import json
 import re
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.utils.translation import gettext as _
@@ -31,6 +32,7 @@ from ..interface import PaymentGateway, State
 
 CURRENCY = "LYD"  # every wallet holds dinars only
 QUANTUM = Decimal("0.001")
+DEFAULT_EXPIRY_S = 600  # a code lives minutes (the simulators: 300 s)
 # +218 then nine digits, mobile numbers starting with 9 (Almadar 91/93, Libyana 92/94, LTT 95).
 _E164 = re.compile(r"\+2189[1-5][0-9]{7}")
 _SEPARATORS = re.compile(r"[\s().-]")
@@ -90,6 +92,15 @@ class WalletGateway(PaymentGateway):
     @property
     def name(self):
         return self.meta.label
+
+    def expiry(self, now):
+        """When a payment begun now expires (`payments.services.checkout` asks): a wallet's code
+        lives minutes, not the checkout's default; configuration `expiry_s` (default 600)."""
+        try:
+            seconds = float(self.config.get("expiry_s") or DEFAULT_EXPIRY_S)
+        except (TypeError, ValueError):
+            seconds = DEFAULT_EXPIRY_S
+        return now + timedelta(seconds=seconds if seconds > 0 else DEFAULT_EXPIRY_S)
 
     @property
     def enabled(self):

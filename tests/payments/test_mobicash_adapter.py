@@ -202,3 +202,12 @@ def test_mobicash_takes_no_refund_through_its_api(adapter):
 def test_the_adapter_declares_its_secret_credentials():
     assert MobiCash.meta.secret_fields == ("api_key",)
     assert MobiCash.meta.kind == "payment"
+
+
+def test_a_wallet_payment_expires_in_minutes_as_its_row_says(adapter, db):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    assert adapter.expiry(now) == now + timedelta(seconds=600)
+    quick = wallet_row("mobicash", BASE, name="quick", expiry_s=120).adapter
+    assert quick.expiry(now) == now + timedelta(seconds=120)

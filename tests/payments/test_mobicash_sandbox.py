@@ -11,9 +11,9 @@ from integrations.errors import (
     UnknownOutcome,
 )
 from integrations.sandbox import set_fault
-from payments.interface import NextStep, State
+from payments.interface import Method, NextStep, State
 
-from .wallet_support import PHONE, payment, sandbox_row, sms_codes, wrong
+from .wallet_support import PHONE, begin_and_keep, model_payment, payment, sandbox_row, sms_codes, wrong
 
 CODE = "mobicash"
 
@@ -113,3 +113,10 @@ def test_a_switched_off_row_texts_nobody_and_the_health_check_passes(db, live_se
         off.adapter.begin(payment())
     assert sms_codes(live_server, CODE, PHONE) == []
     off.adapter.check_health()
+
+
+def test_the_adapter_reads_a_real_payment_row(adapter, live_server, merchant, row):
+    ours = model_payment(merchant, row, Method.MOBICASH)
+    begin_and_keep(adapter, ours)
+    assert adapter.confirm(ours, sms_codes(live_server, CODE)[0]).state == State.PAID
+    assert adapter.status(ours).amount == ours.amount

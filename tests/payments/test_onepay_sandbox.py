@@ -1,13 +1,15 @@
 """1Pay over real HTTP against its simulator (live_server): the whole flow with the texted code,
 refunds (partial, repeated, beyond what is left), lost answers and injected faults."""
 
+from decimal import Decimal
+
 import pytest
 
 from integrations.errors import ProviderProtocolError, ProviderUnavailable, ProviderValidationError, UnknownOutcome
 from integrations.sandbox import set_fault
-from payments.interface import NextStep, State
+from payments.interface import Method, NextStep, State
 
-from .wallet_support import payment, refund, sandbox_row, sms_codes, wrong
+from .wallet_support import begin_and_keep, model_payment, payment, refund, sandbox_row, sms_codes, wrong
 
 CODE = "onepay"
 
@@ -87,3 +89,14 @@ def test_a_number_without_a_wallet_is_refused_with_the_wallets_words_and_health_
     with pytest.raises(ProviderValidationError, match="has no 1Pay wallet"):
         adapter.begin(payment(phone="+218919999999"))
     adapter.check_health()
+
+
+def test_the_adapter_reads_real_payment_and_refund_rows(adapter, live_server, merchant):
+    from payments.models import Refund
+
+    ours = model_payment(merchant, adapter.integration, Method.ONEPAY)
+    begin_and_keep(adapter, ours)
+    assert adapter.confirm(ours, sms_codes(live_server, CODE)[0]).state == State.PAID
+    back = Refund.objects.create(payment=ours, amount=Decimal("2.000"))
+    assert adapter.refund(ours, back).state == "refunded"
+    assert adapter.status(ours).state == State.PARTIALLY_REFUNDED

@@ -15,9 +15,19 @@ from integrations.errors import (
     UnknownOutcome,
 )
 from integrations.sandbox import set_fault
-from payments.interface import NextStep, State
+from payments.interface import Method, NextStep, State
 
-from .wallet_support import PASSWORD, logged, payment, refund, sandbox_row, sms_codes, wrong
+from .wallet_support import (
+    PASSWORD,
+    begin_and_keep,
+    logged,
+    model_payment,
+    payment,
+    refund,
+    sandbox_row,
+    sms_codes,
+    wrong,
+)
 
 CODE = "sadad"
 SERVICE = "/sandbox/payment/sadad/MerchantService.svc"
@@ -123,3 +133,10 @@ def test_the_health_probe_is_a_status_read_bounded_by_the_rounds_time(adapter):
     with pytest.raises(ProviderUnavailable):
         adapter.probe_health(1.0)
     assert time.monotonic() - started < 1.9  # the round's 1 s, not the row's 2 s, and no retry
+
+
+def test_the_adapter_reads_a_real_payment_row_with_the_birth_year_in_its_provider_data(
+        adapter, live_server, merchant, row):
+    ours = model_payment(merchant, row, Method.SADAD, provider_data={"birth_year": 1979})
+    begin_and_keep(adapter, ours)
+    assert adapter.confirm(ours, sms_codes(live_server, CODE)[0]).state == State.PAID

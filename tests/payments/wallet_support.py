@@ -67,3 +67,19 @@ def logged(row):
 def wrong(code):
     """A six-digit code other than `code`."""
     return f"{(int(code) + 1) % 10 ** 6:06d}"
+
+
+def model_payment(owner, row, method, **fields):
+    """A `payments.models.Payment` row for `row`, as the services hand it to an adapter."""
+    from payments.models import Payment
+
+    values = {"amount": Decimal("12.500"), "currency": "LYD", "payer_phone": PHONE, **fields}
+    return Payment.objects.create(owner=owner, integration=row, method=method, **values)
+
+
+def begin_and_keep(adapter, payment_row):
+    """`begin`, then keep what it returned on the row as the services do."""
+    checkout = adapter.begin(payment_row)
+    payment_row.provider_reference, payment_row.provider_data = checkout.provider_reference, dict(checkout.data)
+    payment_row.save(update_fields=["provider_reference", "provider_data"])
+    return checkout
