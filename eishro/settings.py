@@ -348,6 +348,7 @@ SPECTACULAR_SETTINGS = {
         "HealthCheckStatusEnum": "monitoring.models.CheckStatus",
         "OrderStatusEnum": "smm.models.OrderStatus",
         "OrderStatusLabelEnum": "smm.serializers.STATUS_LABEL_VALUES",
+        "PaymentMethodEnum": "payments.serializers.METHOD_CHOICES",
     },
     # The default hook (enum components), then the error answers every operation can give.
     "POSTPROCESSING_HOOKS": [

@@ -26,6 +26,7 @@ class PaymentsConfig(DomainConfig):
         "sadad": "payments.providers.sadad.Sadad",
         "onepay": "payments.providers.onepay.OnePay",
     }
+    api_urls = "payments.api_urls"
     sandbox_urls = "payments.sandbox"
     schedule = {
         "Payment reconciliation of pending and unknown payments": ("payments.tasks.reconcile_payments", 5 * MINUTE,

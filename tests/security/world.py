@@ -31,6 +31,8 @@ PATH_OBJECTS = {
     "/api/monitoring/health/{id}": lambda w: w.integration.pk,
     "/api/monitoring/incidents/{id}": lambda w: w.incident.pk,
     "/api/monitoring/notifications/{id}": lambda w: w.notification.pk,
+    "/api/payments/payments/{id}": lambda w: w.payment.pk,
+    "/api/payments/refunds/{id}": lambda w: w.refund.pk,
 }
 
 
@@ -45,6 +47,8 @@ class World:
     check: object
     incident: object
     notification: object
+    payment: object = None
+    refund: object = None
     markers: set = field(default_factory=set)
     rows: set = field(default_factory=set)  # (model label, pk) of every row that is the owner's
 
@@ -86,12 +90,26 @@ def build_world(owner, *, tag=CANARY, api_url=None, api_key=None, code="jap"):
     incident = Incident.objects.create(integration=integration, severity="critical", description=f"{tag} outage")
     notification = Notification.objects.create(user=owner, incident=incident, integration=integration,
                                                title=f"{tag} notice", body=f"{tag} body")
+    payment, refund = _payment_and_refund(owner, tag)
     markers = {
         tag, owner.username, owner.email, str(integration.pk), str(log.pk), str(order.reference),
-        owner.auth_token.key,
+        owner.auth_token.key, payment.reference, str(payment.public_id), refund.reference,
     }
     return World(owner=owner, provider=provider, service=service, order=order, refill=refill, log=log, check=check,
-                 incident=incident, notification=notification, markers=markers)
+                 incident=incident, notification=notification, payment=payment, refund=refund, markers=markers)
+
+
+def _payment_and_refund(owner, tag):
+    """A cash-on-delivery payment the carrier collected, with a refund waiting for an operator: paid,
+    so refunds, refreshes and confirmations of it all reach the services (none calls a provider)."""
+    from payments.models import Payment, Refund
+
+    payment = Payment.objects.create(
+        owner=owner, order_reference=f"{tag}-order", amount=Decimal("150.000"), currency="LYD", method="cod",
+        status="paid", next_step="on_delivery", instructions=f"{tag} pay the carrier", paid_at=timezone.now(),
+    )
+    refund = Refund.objects.create(payment=payment, amount=Decimal("10.000"), status="pending", reason=f"{tag} refund")
+    return payment, refund
 
 
 def _models():

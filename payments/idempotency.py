@@ -1,0 +1,84 @@
+"""`Idempotency-Key` on every write of the payments API.
+
+The first request under a key runs and its answer is kept (ApiIdempotencyKey); the same request
+again gets that answer back, the same status code and body, without running again; another request
+under the same key (another body, another payment, another operation) is a 409. The key is claimed
+by inserting its row (committed at once) before the write runs: of two racing requests, the unique
+index lets one in and the other fails to insert, and answers 409 "still being processed" until the
+first has answered.
+
+Only successful answers (2xx) are kept. A refused request (400, 404, 409…) or a provider's failure
+(502, 503) did nothing worth repeating, so its key is released and a retry runs afresh; the payment
+and refund services keep their own keys too, so a payment begun or a refund sent is never started
+twice even when the answer was lost before it could be kept."""
+
+import hashlib
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from .models import ApiIdempotencyKey
+
+HEADER = "Idempotency-Key"
+KEY_MAX = 255
+RETRY_AFTER = 1
+
+
+def request_key(request):
+    """The request's Idempotency-Key, stripped, or "" (a 400 when longer than the column)."""
+    key = (request.headers.get(HEADER) or "").strip()
+    if len(key) > KEY_MAX:
+        raise ValidationError({"detail": _("The Idempotency-Key header has at most %d characters.") % KEY_MAX})
+    return key
+
+
+def fingerprint(operation, body):
+    text = json.dumps({"operation": operation, "body": body}, sort_keys=True, cls=DjangoJSONEncoder)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _conflict(message):
+    return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
+
+
+def idempotent(request, operation, body, run):
+    """Answer `run()` (a DRF Response) once per key: see the module's docstring. `operation` names the
+    write and its object (`payments.create`, `payments.123.refund`), `body` what was asked (the
+    validated input): both make the fingerprint a repeat must match."""
+    key = request_key(request)
+    if not key:
+        return run()
+    print_ = fingerprint(operation, body)
+    try:
+        with transaction.atomic():
+            claim = ApiIdempotencyKey.objects.create(owner=request.user, key=key, operation=operation,
+                                                     fingerprint=print_)
+    except IntegrityError:
+        first = ApiIdempotencyKey.objects.filter(owner=request.user, key=key).first()
+        if first is None:  # released by a refused first request between our insert and this read
+            return idempotent(request, operation, body, run)
+        if first.fingerprint != print_:
+            return _conflict(_("This idempotency key was already used for a different request."))
+        if first.status_code is None:
+            response = _conflict(_("A request with this idempotency key is still being processed; retry shortly."))
+            response["Retry-After"] = str(RETRY_AFTER)
+            return response
+        response = Response(first.body, status=first.status_code)
+        response["Idempotent-Replayed"] = "true"
+        return response
+    try:
+        response = run()
+    except BaseException:
+        ApiIdempotencyKey.objects.filter(pk=claim.pk).delete()
+        raise
+    if 200 <= response.status_code < 300:
+        body = json.loads(json.dumps(response.data, cls=DjangoJSONEncoder))
+        ApiIdempotencyKey.objects.filter(pk=claim.pk).update(status_code=response.status_code, body=body)
+    else:
+        ApiIdempotencyKey.objects.filter(pk=claim.pk).delete()
+    return response
