@@ -160,8 +160,8 @@ class _ProbedDates:
 
     Django's date hierarchy asks for `MIN` and `MAX` of the field together and for the distinct years,
     months or days of the whole filtered list (`SELECT DISTINCT date_trunc(…)`), each a scan of a
-    million rows. Here the bounds are the two ends of the index, and each candidate period between
-    them is one index probe (`EXISTS` over its range): at most 31 of them for the days of a month."""
+    million rows. Here the bounds are the two ends of the index, and the periods that have rows are
+    found by one index seek each: the first row at or after the end of the period before."""
 
     def aggregate(self, *args, **kwargs):
         from django.db.models import Max, Min
@@ -186,12 +186,10 @@ class _ProbedDates:
 
         from django.utils import timezone
 
-        first, last = _bound(self, field, False), _bound(self, field, True)
-        if first is None or kind not in ("year", "month", "day"):
-            return [] if first is None else list(super().datetimes(field, kind, order) if aware
+        last = _bound(self, field, True)
+        if last is None or kind not in ("year", "month", "day"):
+            return [] if last is None else list(super().datetimes(field, kind, order) if aware
                                                  else super().dates(field, kind, order))
-        if aware:
-            first, last = timezone.localtime(first), timezone.localtime(last)
 
         def start_of(value):
             day = datetime.date(value.year, 1 if kind == "year" else value.month, value.day if kind == "day" else 1)
@@ -208,12 +206,17 @@ class _ProbedDates:
                 day = datetime.date(start.year, start.month, start.day) + datetime.timedelta(days=1)
             return timezone.make_aware(datetime.datetime.combine(day, datetime.time())) if aware else day
 
-        periods, start = [], start_of(first)
-        while start <= last and len(periods) < 400:  # a bound in case of absurd dates
-            end = following(start)
-            if self.filter(**{f"{field}__gte": start, f"{field}__lt": end}).exists():
-                periods.append(start)
-            start = end
+        # A skip scan, newest first as the lists' indexes run: from each period found, the last row
+        # before its start names the period before that has rows (one index seek each, none for the
+        # empty periods between).
+        periods, at = [], last
+        while at is not None and len(periods) < 400:  # a bound in case of absurd dates
+            start = start_of(timezone.localtime(at) if aware else at)
+            periods.append(start)
+            # The new bound first: SQLite seeks by one upper bound of a column and filters by the
+            # others, and given the list's own (`< the month's end`) it would walk all the newer rows.
+            at = _bound(self.model._base_manager.filter(**{f"{field}__lt": start}) & self, field, True)
+        periods.reverse()
         return periods if order == "ASC" else periods[::-1]
 
 
