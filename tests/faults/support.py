@@ -32,15 +32,18 @@ def _reset_publisher():
 
 
 @contextmanager
-def publishing_to(url):
+def publishing_to(url, transport=None, options=None):
     """Tasks sent from this process go to the broker at `url` (a real transport; a closed port is a
     broker that is down). The settings' keys are set under the CELERY_ namespace, which shadows the
     plain ones, and the write URL rather than the broker URL, which CELERY_BROKER_URL in the
     environment would win over."""
     conf = celery_app.conf
-    saved = {key: conf.get(key) for key in ("CELERY_BROKER_WRITE_URL", "CELERY_BROKER_TRANSPORT")}
+    keys = ("CELERY_BROKER_WRITE_URL", "CELERY_BROKER_TRANSPORT", "CELERY_BROKER_TRANSPORT_OPTIONS")
+    saved = {key: conf.get(key) for key in keys}
     conf["CELERY_BROKER_WRITE_URL"] = url
-    conf["CELERY_BROKER_TRANSPORT"] = None
+    conf["CELERY_BROKER_TRANSPORT"] = transport
+    if options is not None:
+        conf["CELERY_BROKER_TRANSPORT_OPTIONS"] = options
     _reset_publisher()
     try:
         yield
