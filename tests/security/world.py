@@ -102,8 +102,10 @@ def build_world(owner, *, tag=CANARY, api_url=None, api_key=None, code="jap"):
 def _payment_and_refund(owner, tag):
     """A cash-on-delivery payment the carrier collected, with a refund waiting for an operator: paid,
     so refunds, refreshes and confirmations of it all reach the services (none calls a provider)."""
-    from payments.models import Payment, Refund
+    from payments.models import Bank, Payment, PaymentMethod, Refund
+    from payments.reference import install
 
+    install(Bank, PaymentMethod)  # a transactional test's flush empties the seed's rows of migration 0002
     payment = Payment.objects.create(
         owner=owner, order_reference=f"{tag}-order", amount=Decimal("150.000"), currency="LYD", method="cod",
         status="paid", next_step="on_delivery", instructions=f"{tag} pay the carrier", paid_at=timezone.now(),
