@@ -113,7 +113,7 @@ def _respond(request, payment, context, status=200):
     gateway_origin = origin_of(context["lightbox_url"]) if context.get("lightbox_url") else ""
     response = render(request, "payments/checkout.html", context, status=status)
     response["Content-Security-Policy"] = content_security_policy(gateway_origin)
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "strict-origin"
     response["Cache-Control"] = "no-store"
     return response
 

@@ -26,8 +26,7 @@
       .then(function (state) {
         if (state.status === "paid") {
           show(messages.confirmed, "paid");
-          payButton.hidden = true;
-          refreshButton.hidden = true;
+          document.getElementById("card").hidden = true;
         } else if (state.open && attempt < 5) {
           setTimeout(function () { refresh(attempt + 1); }, 2000 * (attempt + 1));
         } else if (state.open) {
