@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/smm_poll_scale.py [--orders 100000] [--panels 10] [--latency-ms 150] [--rounds 3]
 
-The simulated panels run in a process of their own (see smm_common) and sleep `--latency-ms` before
+Each simulated panel runs in a process of its own (see smm_common and serve_each) and sleeps `--latency-ms` before
 each answer (the sandbox's latency fault). Each round polls every panel at once, one poll per panel
 on its own thread and database connection, as the beat job's one task per provider runs them, and
 prints:
@@ -21,7 +21,28 @@ import statistics
 import threading
 import time
 
-from smm_common import Environment, QueryCounter
+from smm_common import Environment, QueryCounter, serve
+
+
+def serve_each(count):
+    """`count` simulator processes more, one per panel: ten panels are ten remote servers. One
+    process answering all ten at once would be bounded by its own interpreter lock (its work per
+    call times ten calls in flight exceeds one core), which would measure the simulator, not us."""
+    import multiprocessing
+
+    from django.db import connection
+
+    connection.close()  # the children open their own connections
+    servers, ports = [], []
+    for _ in range(count):
+        receiver, sender = multiprocessing.Pipe(duplex=False)
+        server = multiprocessing.get_context("fork").Process(target=serve, args=(sender,), daemon=True)
+        server.start()
+        if not receiver.poll(30):
+            raise SystemExit("a sandbox server did not start")
+        servers.append(server)
+        ports.append(receiver.recv())
+    return servers, ports
 
 
 def rss_mb(field):
@@ -56,14 +77,17 @@ def main():
         from smm.providers import create_provider
 
         started = time.perf_counter()
+        servers, ports = serve_each(args.panels)
         codes = [f"scale{i}" for i in range(args.panels)]
+        urls = {code: f"http://127.0.0.1:{port}/sandbox/smm/{code}/api/v2"
+                for code, port in zip(codes, ports, strict=True)}
         providers, ids = {}, {}
         for i, code in enumerate(codes):
             # A slow clock: every order stays open, so each round polls all N.
             panel = SandboxPanel.objects.create(code=code, api_key=f"sandbox-{code}-key", step_seconds=86400,
                                                 catalogue_size=10, balance=10**9)
             provider = create_provider(owner=env.merchant, name=code, display_name=code,
-                                       api_url=env.panel_url(code), api_key=f"sandbox-{code}-key", code="panel_v2")
+                                       api_url=urls[code], api_key=f"sandbox-{code}-key", code="panel_v2")
             service = SMMService.objects.create(provider=provider, service_id="1", name="Followers", rate="0.9",
                                                 max_quantity=10**6)
             share = args.orders // args.panels + (1 if i < args.orders % args.panels else 0)
@@ -87,10 +111,13 @@ def main():
             """One panel's calls back to back, bare: what the calls themselves take."""
             t0 = time.perf_counter()
             for start in range(0, len(ids[code]), 100):
-                session.post(env.panel_url(code), data={"key": f"sandbox-{code}-key", "action": "status",
+                session.post(urls[code], data={"key": f"sandbox-{code}-key", "action": "status",
                                                         "orders": ",".join(ids[code][start:start + 100])}).json()
             return time.perf_counter() - t0
 
+        for code in codes:  # warm-up: each server's URL conf, application and database connection
+            session.post(urls[code], data={"key": f"sandbox-{code}-key", "action": "status",
+                                           "orders": ",".join(ids[code][:100])}).json()
         longest = max(codes, key=lambda c: calls_per_panel[c])
         nominal = calls_per_panel[longest] * args.latency_ms / 1000
         ratios, nominal_ratios, growths = [], [], []
@@ -135,6 +162,9 @@ def main():
                   f"{wall / nominal:.2f}; memory growth {growth:.1f} MB; SQL queries {queries} "
                   f"({queries / calls:.2f} per call)", flush=True)
         assert SMMOrder.objects.filter(status="pending").count() == args.orders
+        for server in servers:
+            server.terminate()
+            server.join(10)
         ratio, growth = statistics.median(ratios), max(growths)
         print(f"RESULT wall time ÷ the calls' own latency (median of {args.rounds}): {ratio:.2f} "
               f"(÷ nominal {statistics.median(nominal_ratios):.2f}) (target ≤ 1.1); "
