@@ -9,19 +9,20 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.contenttypes.admin import GenericTabularInline
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from integrations.admin import ActionPermissionsMixin, ExternalWriteAdminMixin
 from integrations.admin_columns import clipped
 from integrations.errors import ProviderError
-from integrations.models import StateTransition
 from integrations.paging import FlatListAdminMixin
 
 from . import services
@@ -46,28 +47,6 @@ TOTALS_DAYS = 31
 
 def _message(exc):
     return "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-
-
-class HistoryInline(GenericTabularInline):
-    """The payment's moves, as the state machine recorded them (append-only)."""
-
-    model = StateTransition
-    ct_field, ct_fk_field = "content_type", "object_id"
-    fields = readonly_fields = ["created_at", "from_state", "to_state", "reason", "actor"]
-    extra = 0
-    can_delete = False
-    verbose_name_plural = _("history")
-    ordering = ["created_at", "id"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        # Whoever may see the payment sees its history, without a permission on the whole history table.
-        return request.user.has_perm("payments.view_payment") or request.user.has_perm("payments.change_payment")
 
 
 class RefundInline(admin.TabularInline):
@@ -171,9 +150,9 @@ class PaymentAdmin(FlatListAdminMixin, ActionPermissionsMixin, admin.ModelAdmin)
     readonly_fields = ["reference", "public_id", "owner", "order_reference", "amount", "currency", "method", "bank",
                        "integration", "status", "next_step", "instructions", "provider_reference",
                        "network_reference", "payer_phone", "idempotency_key", "refunded_amount", "error",
-                       "expires_at", "paid_at", "last_checked_at", "created_at", "updated_at"]
+                       "expires_at", "paid_at", "last_checked_at", "created_at", "updated_at", "history"]
     fields = readonly_fields
-    inlines = [RefundInline, MismatchInline, HistoryInline]
+    inlines = [RefundInline, MismatchInline]
     actions = ["refresh_status", "confirm_transfer", "refund"]
     change_list_template = "admin/payments/payment/change_list.html"
 
@@ -182,6 +161,17 @@ class PaymentAdmin(FlatListAdminMixin, ActionPermissionsMixin, admin.ModelAdmin)
 
     def has_delete_permission(self, request, obj=None):
         return False  # money records are kept; a payment ends in a final state instead
+
+    @admin.display(description=_("history"))
+    def history(self, obj):
+        """Every move of the payment as the state machine recorded it (append-only), oldest first."""
+        moves = Payment.machine.history_of(obj).select_related("actor").order_by("created_at", "id")
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (date_format(localtime(m.created_at), "SHORT_DATETIME_FORMAT"), m.from_state or "—", m.to_state,
+             m.reason, m.actor or "") for m in moves))
+        return format_html('<table class="payment-history"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th>'
+                           '<th>{}</th></tr></thead><tbody>{}</tbody></table>', _("at"), _("from"), _("to"),
+                           _("reason"), _("by"), rows)
 
     @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, obj):
