@@ -272,6 +272,11 @@ MONITORING_ALERT_COOLDOWN_SECONDS = env.int("MONITORING_ALERT_COOLDOWN_SECONDS",
 MONITORING_DEGRADED_WINDOW = env.int("MONITORING_DEGRADED_WINDOW", default=5)
 MONITORING_DEGRADED_FAILURES = env.int("MONITORING_DEGRADED_FAILURES", default=2)
 MONITORING_DASHBOARD_REFRESH_SECONDS = env.int("MONITORING_DASHBOARD_REFRESH_SECONDS", default=60)
+# Payments: how long a card or wallet checkout stays open, how many working days (Sunday-Thursday) an
+# unconfirmed bank transfer waits, and how long the API's Idempotency-Key answers are kept.
+PAYMENT_CHECKOUT_EXPIRY_MINUTES = env.int("PAYMENT_CHECKOUT_EXPIRY_MINUTES", default=30)
+PAYMENT_TRANSFER_EXPIRY_WORKING_DAYS = env.int("PAYMENT_TRANSFER_EXPIRY_WORKING_DAYS", default=3)
+PAYMENT_IDEMPOTENCY_RETENTION_HOURS = env.int("PAYMENT_IDEMPOTENCY_RETENTION_HOURS", default=24)
 # The seed's default SMM panels for every new merchant, without keys until the merchant sets them (smm.signals).
 SMM_DEFAULT_PANELS_AT_REGISTRATION = env.bool("SMM_DEFAULT_PANELS_AT_REGISTRATION", default=True)
 

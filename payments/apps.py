@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from integrations.domain import MINUTE, DomainConfig
+from integrations.domain import HOUR, MINUTE, DomainConfig
 
 # The demo's Moamalat terminal: the public test values (PROTOCOLS.md); the notification key is ours,
 # the simulator signs with whatever the row holds.
@@ -33,6 +33,8 @@ class PaymentsConfig(DomainConfig):
                                                                    {}),
         "Payment expiry": ("payments.tasks.expire_payments", 5 * MINUTE, {}),
         "Payment refund retries": ("payments.tasks.retry_refunds", MINUTE, {}),
+        # Hourly, so a kept answer lives at most the retention plus an hour.
+        "Payment API idempotency keys retention": ("payments.tasks.prune_idempotency_keys", HOUR, {}),
     }
     # The dashboard's figures count payments (the first model declared is Bank).
     dashboard_permission = "payments.view_payment"

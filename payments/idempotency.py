@@ -10,13 +10,20 @@ first has answered.
 Only successful answers (2xx) are kept. A refused request (400, 404, 409…) or a provider's failure
 (502, 503) did nothing worth repeating, so its key is released and a retry runs afresh; the payment
 and refund services keep their own keys too, so a payment begun or a refund sent is never started
-twice even when the answer was lost before it could be kept."""
+twice even when the answer was lost before it could be kept.
+
+Kept answers are pruned after PAYMENT_IDEMPOTENCY_RETENTION_HOURS (default 24; `prune`, hourly from
+beat): a key reused after that runs afresh at this layer, and the services' own keys (on the Payment
+and Refund rows, never pruned) still answer the first payment or refund instead of making a second."""
 
 import hashlib
 import json
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -27,6 +34,11 @@ from .models import ApiIdempotencyKey
 HEADER = "Idempotency-Key"
 KEY_MAX = 255
 RETRY_AFTER = 1
+PRUNE_BATCH = 5000
+
+
+def retention_hours():
+    return int(getattr(settings, "PAYMENT_IDEMPOTENCY_RETENTION_HOURS", 24))
 
 
 def request_key(request):
@@ -82,3 +94,18 @@ def idempotent(request, operation, body, run):
     else:
         ApiIdempotencyKey.objects.filter(pk=claim.pk).delete()
     return response
+
+
+def prune(hours=None, now=None):
+    """Delete the keys older than the retention, claims left by a crashed request included (one
+    that old is not running any more). In batches, so no statement holds many rows locked. Returns
+    how many were deleted."""
+    hours = retention_hours() if hours is None else int(hours)
+    cutoff = (now or timezone.now()) - timedelta(hours=hours)
+    deleted = 0
+    while True:
+        batch = list(ApiIdempotencyKey.objects.filter(created_at__lt=cutoff).order_by("pk")
+                     .values_list("pk", flat=True)[:PRUNE_BATCH])
+        if not batch:
+            return deleted
+        deleted += ApiIdempotencyKey.objects.filter(pk__in=batch).delete()[0]

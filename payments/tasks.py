@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from . import services
+from . import idempotency, services
 
 logger = logging.getLogger("payments")
 
@@ -27,3 +27,9 @@ def retry_refunds(limit=100):
     """Refunds whose send certainly did not leave us, sent again once due; interrupted sends marked
     unknown."""
     return services.retry_refunds(limit=limit)
+
+
+@shared_task
+def prune_idempotency_keys():
+    """The API's kept Idempotency-Key answers older than PAYMENT_IDEMPOTENCY_RETENTION_HOURS, deleted."""
+    return idempotency.prune()

@@ -31,6 +31,7 @@ SCHEDULE = {
     "Payment reconciliation of pending and unknown payments": ("payments.tasks.reconcile_payments", 300, {}),
     "Payment expiry": ("payments.tasks.expire_payments", 300, {}),
     "Payment refund retries": ("payments.tasks.retry_refunds", 60, {}),
+    "Payment API idempotency keys retention": ("payments.tasks.prune_idempotency_keys", 3600, {}),
 }
 
 
@@ -124,7 +125,8 @@ def _remount():
 
 def test_api_and_sandbox_mounts_are_the_declared_modules(settings):
     assert settings.SANDBOX_ENABLED
-    assert domain.api_url_modules() == {"smm": "smm.api_urls", "monitoring": "monitoring.api_urls"}
+    assert domain.api_url_modules() == {
+        "payments": "payments.api_urls", "smm": "smm.api_urls", "monitoring": "monitoring.api_urls"}
     assert domain.sandbox_url_modules() == ["integrations.sandbox", "payments.sandbox", "smm.sandbox"]
     mounts = _mounts()
     assert [m for m in mounts if m[0].startswith("api/") and m[0] != "api/"] == [
