@@ -77,6 +77,25 @@ class MoneyField(serializers.Field):
         return money(getattr(obj, self.amount), currency)
 
 
+@extend_schema_field({"type": "integer", "minimum": 1900, "example": 1985,
+                      "description": "The payer's year of birth, four digits (a JSON integer or a string)."})
+class BirthYearField(serializers.Field):
+    """A year of birth in: a JSON integer or a string of digits; its range is the service's check."""
+
+    default_error_messages = {"invalid": _("Enter the payer's year of birth as four digits, e.g. 1985.")}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        text = str(data).strip()
+        if not text.isascii() or not text.isdigit() or len(text) != 4:
+            self.fail("invalid")
+        return int(text)
+
+    def to_representation(self, value):
+        return value
+
+
 class CamelInput(serializers.Serializer):
     def to_internal_value(self, data):
         return super().to_internal_value(camelize_keys(data))
@@ -93,11 +112,16 @@ class PaymentInputSerializer(CamelInput):
                                      help_text=_("The bank to transfer to (bank transfer): NBC, JUM, SAH, WAH."))
     payerPhone = serializers.CharField(max_length=20, required=False, allow_blank=True,
                                        help_text=_("The wallet's phone number as +2189XXXXXXXX (wallets)."))
+    payerBirthYear = BirthYearField(required=False, allow_null=True,
+                                    help_text=_("The payer's year of birth (Sadad: required)."))
 
     def service_data(self):
         v = self.validated_data
-        return {"order_reference": v.get("orderReference", ""), "amount": v["amount"], "currency": v["currency"],
+        data = {"order_reference": v.get("orderReference", ""), "amount": v["amount"], "currency": v["currency"],
                 "method": v["method"], "bank_code": v.get("bankCode", ""), "payer_phone": v.get("payerPhone", "")}
+        if v.get("payerBirthYear") is not None:  # only when given: kept fingerprints of earlier bodies still match
+            data["payer_birth_year"] = v["payerBirthYear"]
+        return data
 
 
 class RefundInputSerializer(CamelInput):

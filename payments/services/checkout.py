@@ -27,7 +27,8 @@ ERROR_MAX = 2000
 
 
 def checkout_expiry_minutes():
-    """PAYMENT_CHECKOUT_EXPIRY_MINUTES: how long a card or wallet checkout stays open (default 30)."""
+    """PAYMENT_CHECKOUT_EXPIRY_MINUTES: how long a checkout stays open (default 30) when its adapter has
+    no `expiry` of its own (cards; wallets, transfers and cash on delivery have theirs)."""
     return int(getattr(settings, "PAYMENT_CHECKOUT_EXPIRY_MINUTES", 30))
 
 
@@ -62,21 +63,27 @@ def _replay(owner, key, fingerprint):
 
 
 def create_payment(owner, *, order_reference="", amount, currency, method, bank_code="", payer_phone="",
-                   idempotency_key=""):
+                   payer_birth_year=None, idempotency_key=""):
     """Check a payment against its method's row, write it and begin it at the provider.
 
     Returns `(payment, created)`. The same idempotency key with the same request returns the first
     payment (`created` False, nothing sent again); with another request it raises IdempotencyConflict.
     Bad input raises ValidationError({field: [messages]}) (fields: amount, currency, method, bank_code,
-    payer_phone, order_reference). A begin that may have reached the provider and lost its answer
-    leaves the payment `unknown` for reconciliation; it is never begun again."""
+    payer_phone, payer_birth_year, order_reference). `payer_birth_year` is required by Sadad and kept in
+    `provider_data["birth_year"]` until the begin, which replaces it with the provider's data. A begin
+    that may have reached the provider and lost its answer leaves the payment `unknown` for
+    reconciliation; it is never begun again."""
     key = str(idempotency_key or "").strip()[:255]
-    fingerprint = _fingerprint(owner, {"order_reference": order_reference, "amount": amount, "currency": currency,
-                                       "method": method, "bank_code": bank_code, "payer_phone": payer_phone})
+    fields = {"order_reference": order_reference, "amount": amount, "currency": currency, "method": method,
+              "bank_code": bank_code, "payer_phone": payer_phone}
+    if payer_birth_year not in (None, ""):  # only when given: the fingerprints of earlier payments stay valid
+        fields["payer_birth_year"] = payer_birth_year
+    fingerprint = _fingerprint(owner, fields)
     if key and (existing := _replay(owner, key, fingerprint)) is not None:
         return existing, False
     clean = validate_payment(owner, amount=amount, currency=currency, method=method, bank_code=bank_code,
-                             payer_phone=payer_phone, order_reference=order_reference)
+                             payer_phone=payer_phone, order_reference=order_reference,
+                             payer_birth_year=payer_birth_year)
     row = clean["method"]
     integration = None
     if not is_own_method(row.adapter):
@@ -93,6 +100,7 @@ def create_payment(owner, *, order_reference="", amount, currency, method, bank_
                 owner=owner, order_reference=clean["order_reference"], amount=clean["amount"],
                 currency=clean["currency"], method=row.code, bank=clean["bank"], integration=integration,
                 payer_phone=clean["payer_phone"], idempotency_key=key, request_fingerprint=fingerprint,
+                provider_data={"birth_year": clean["payer_birth_year"]} if clean["payer_birth_year"] else {},
             )
     except IntegrityError:
         # A concurrent request with the same key won the race: its payment is the answer.

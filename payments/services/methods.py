@@ -5,6 +5,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations.adapters import adapter_class
@@ -19,6 +20,10 @@ DECIMAL_PLACES = {"LYD": 3, "USD": 2}  # what the gateway can carry (ISO 4217 mi
 WALLETS = (Method.MOBICASH, Method.SADAD, Method.ONEPAY)
 PHONE = re.compile(r"^\+2189[0-9]{8}$")  # a Libyan mobile in E.164, as the wallets take it
 ORDER_REFERENCE_MAX = 100
+BIRTH_YEAR = re.compile(r"^[0-9]{4}$")
+BIRTH_YEAR_MIN = 1900  # Sadad's own lower bound (payments.providers.sadad); the upper is this year
+# Ways to pay whose provider needs the payer's year of birth (Sadad's verify step).
+NEEDS_BIRTH_YEAR = (Method.SADAD,)
 
 
 def is_own_method(code):
@@ -85,9 +90,26 @@ def _amount(value, currency, errors):
     return amount.quantize(Decimal("0.001"))
 
 
-def validate_payment(owner, *, amount, currency, method, bank_code="", payer_phone="", order_reference=""):
+def _birth_year(value, method, errors):
+    """The payer's year of birth as an int, None when not given; required by Sadad only."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        if method in NEEDS_BIRTH_YEAR:
+            errors["payer_birth_year"] = [_("Sadad needs the payer's year of birth (four digits, e.g. 1985).")]
+        return None
+    this_year = timezone.localdate().year
+    if not BIRTH_YEAR.match(text) or not BIRTH_YEAR_MIN <= int(text) <= this_year:
+        errors["payer_birth_year"] = [_("Enter the payer's year of birth as four digits, from %(min)d to %(max)d.")
+                                      % {"min": BIRTH_YEAR_MIN, "max": this_year}]
+        return None
+    return int(text)
+
+
+def validate_payment(owner, *, amount, currency, method, bank_code="", payer_phone="", order_reference="",
+                     payer_birth_year=None):
     """The cleaned fields of a new payment, or ValidationError({field: [messages]}) naming the limit
-    that was crossed. Returns a dict with `method` as its PaymentMethod row and `bank` as a Bank."""
+    that was crossed. Returns a dict with `method` as its PaymentMethod row and `bank` as a Bank;
+    `payer_birth_year` is kept (an int) only for the ways to pay that need it, None otherwise."""
     errors = {}
     currency = str(currency or "").strip().upper()
     row = PaymentMethod.objects.filter(code=str(method or "").strip()).prefetch_related("banks").first()
@@ -124,10 +146,12 @@ def validate_payment(owner, *, amount, currency, method, bank_code="", payer_pho
         errors["payer_phone"] = [_("The wallet's phone number is required.")]
     elif payer_phone and not PHONE.match(payer_phone):
         errors["payer_phone"] = [_("Enter a Libyan mobile number as +2189XXXXXXXX.")]
+    birth_year = _birth_year(payer_birth_year, row.code, errors)
     order_reference = str(order_reference or "").strip()
     if len(order_reference) > ORDER_REFERENCE_MAX:
         errors["order_reference"] = [_("At most %d characters.") % ORDER_REFERENCE_MAX]
     if errors:
         raise ValidationError(errors)
     return {"amount": value, "currency": currency, "method": row, "bank": bank, "payer_phone": payer_phone,
-            "order_reference": order_reference}
+            "order_reference": order_reference,
+            "payer_birth_year": birth_year if row.code in NEEDS_BIRTH_YEAR else None}
