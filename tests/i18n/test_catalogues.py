@@ -44,7 +44,7 @@ def parse_po(path):
 
 def test_there_are_catalogues_for_every_app_with_texts():
     apps_with_catalogues = {p.parts[len(ROOT.parts)] for p in CATALOGUES}
-    assert {"integrations", "smm", "monitoring", "locale"} <= apps_with_catalogues
+    assert {"integrations", "payments", "smm", "monitoring", "locale"} <= apps_with_catalogues
 
 
 @pytest.mark.parametrize("po", CATALOGUES, ids=lambda p: str(p.relative_to(ROOT)))
