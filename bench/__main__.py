@@ -20,6 +20,9 @@ BENCHMARKS = {
     "transport_soap": "500 SOAP operations through the traced SoapClient vs a bare zeep client",
     "transport_ftp": "300 FTP store+retrieve pairs through the traced FtpClient vs bare ftplib",
     "transport_s3": "300 S3 PutObject+GetObject pairs through the traced S3Client vs a bare boto3 client",
+    "payment_notifications": "signed Moamalat notifications per second through gunicorn vs a bare view, lost and "
+                             "applied twice",
+    "payment_reconcile": "reconciliation of 10,000 pending Moamalat payments: calls and SQL queries per payment",
 }
 
 
