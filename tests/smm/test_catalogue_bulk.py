@@ -2,15 +2,18 @@
 panel sent it, and the sync's log row keeps a redacted head of a big catalogue, not all of it."""
 
 import json
+import threading
 from decimal import Decimal
 
 import pytest
 import responses
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from integrations.models import IntegrationLog
 from smm.catalogue import sync_services
-from smm.models import SMMService
+from smm.models import SMMProvider, SMMService
 
 from .conftest import PANEL_URL
 
@@ -68,3 +71,68 @@ def test_log_row_of_a_big_catalogue_is_a_redacted_head(make_provider):
     assert '"Followers 400"' not in log.response_body
     assert len(log.response_body) < 2 * 2000 + 200
     assert log.response_body.endswith("more characters, not logged]")
+
+
+@pytest.mark.django_db(transaction=True)
+@responses.activate
+def test_first_sync_and_resync_each_take_a_constant_number_of_queries(make_provider):
+    queries = {}
+    for size in (40, 400):
+        provider = make_provider(name=f"panel{size}")
+        responses.post(PANEL_URL, json=catalogue(size))
+        for kind in ("first", "resync"):
+            with CaptureQueriesContext(connection) as ctx:
+                result = sync_services(provider)
+            assert result["active"] == size and result["created"] == (size if kind == "first" else 0)
+            queries.setdefault(kind, set()).add(len(ctx))
+        responses.reset()
+    assert all(len(counts) == 1 for counts in queries.values()), queries
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@responses.activate
+def test_two_first_syncs_of_one_panel_at_once_both_succeed(make_provider):
+    """Both see an empty catalogue when they fetch it; the provider's row lock makes the second wait
+    and merge into what the first loaded, instead of loading it again and hitting the unique key."""
+    provider = make_provider()
+    rows = catalogue(2000)
+    both_fetched = threading.Barrier(2, timeout=10)
+
+    def answer(request):
+        both_fetched.wait()
+        return 200, {"Content-Type": "application/json"}, json.dumps(rows)
+
+    responses.add_callback(responses.POST, PANEL_URL, callback=answer)
+    results, failures = [], []
+
+    def sync():
+        try:
+            results.append(sync_services(SMMProvider.objects.get(pk=provider.pk)))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sync) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert failures == []
+    assert sorted(r["created"] for r in results) == [0, 2000]
+    assert SMMService.objects.filter(provider=provider).count() == 2000
+
+
+@pytest.mark.django_db(transaction=True)
+@responses.activate
+def test_a_rate_finer_than_the_column_is_rounded_alike_by_first_sync_and_resync(make_provider):
+    provider = make_provider()
+    rows = catalogue(3, first={"rate": "0.1234567"})
+    responses.post(PANEL_URL, json=rows)
+    sync_services(provider)  # first: loaded straight into the table
+    assert SMMService.objects.get(provider=provider, service_id="1000").rate == Decimal("0.123457")
+    rows[0]["rate"] = "2.0000004"
+    responses.replace(responses.POST, PANEL_URL, json=rows)
+    sync_services(provider)  # resync: through the staging table
+    assert SMMService.objects.get(provider=provider, service_id="1000").rate == Decimal("2.000000")
