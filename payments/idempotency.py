@@ -7,6 +7,10 @@ by inserting its row (committed at once) before the write runs: of two racing re
 index lets one in and the other fails to insert, and answers 409 "still being processed" until the
 first has answered.
 
+A claim still without an answer ABANDONED_AFTER after it was made belongs to a request that died
+(the web server kills a request after 60 s): a retry takes it over (compare-and-set, so one retry
+only) and runs; the services' own keys make that safe.
+
 Only successful answers (2xx) are kept. A refused request (400, 404, 409…) or a provider's failure
 (502, 503) did nothing worth repeating, so its key is released and a retry runs afresh; the payment
 and refund services keep their own keys too, so a payment begun or a refund sent is never started
@@ -35,6 +39,7 @@ HEADER = "Idempotency-Key"
 KEY_MAX = 255
 RETRY_AFTER = 1
 PRUNE_BATCH = 5000
+ABANDONED_AFTER = timedelta(minutes=5)
 
 
 def retention_hours():
@@ -58,6 +63,15 @@ def _conflict(message):
     return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
 
 
+def _take_over(claim):
+    """Whether this request now holds `claim`, an answerless claim its request abandoned."""
+    now = timezone.now()
+    if claim.created_at > now - ABANDONED_AFTER:
+        return False
+    return bool(ApiIdempotencyKey.objects.filter(pk=claim.pk, status_code__isnull=True,
+                                                 created_at=claim.created_at).update(created_at=now))
+
+
 def idempotent(request, operation, body, run):
     """Answer `run()` (a DRF Response) once per key: see the module's docstring. `operation` names the
     write and its object (`payments.create`, `payments.123.refund`), `body` what was asked (the
@@ -76,13 +90,15 @@ def idempotent(request, operation, body, run):
             return idempotent(request, operation, body, run)
         if first.fingerprint != print_:
             return _conflict(_("This idempotency key was already used for a different request."))
-        if first.status_code is None:
+        if first.status_code is None and not _take_over(first):
             response = _conflict(_("A request with this idempotency key is still being processed; retry shortly."))
             response["Retry-After"] = str(RETRY_AFTER)
             return response
-        response = Response(first.body, status=first.status_code)
-        response["Idempotent-Replayed"] = "true"
-        return response
+        if first.status_code is not None:
+            response = Response(first.body, status=first.status_code)
+            response["Idempotent-Replayed"] = "true"
+            return response
+        claim = first
     try:
         response = run()
     except BaseException:

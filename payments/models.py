@@ -172,6 +172,9 @@ class Payment(models.Model):
     idempotency_key = models.CharField(_("idempotency key"), max_length=255, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    # Set, and committed, before the adapter's `begin` is called: an `initiated` payment without it
+    # was certainly never sent to its provider; one with it may have been (payments.services.checkout).
+    begun_at = models.DateTimeField(_("begun"), null=True, blank=True, editable=False)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     refunded_amount = models.DecimalField(_("refunded"), default=0, **AMOUNT)
     error = models.TextField(_("error"), blank=True)

@@ -80,6 +80,8 @@ def create_payment(owner, *, order_reference="", amount, currency, method, bank_
         fields["payer_birth_year"] = payer_birth_year
     fingerprint = _fingerprint(owner, fields)
     if key and (existing := _replay(owner, key, fingerprint)) is not None:
+        if may_begin(existing):  # the first request died before its begin: the retry finishes it
+            begin(existing)
         return existing, False
     clean = validate_payment(owner, amount=amount, currency=currency, method=method, bank_code=bank_code,
                              payer_phone=payer_phone, order_reference=order_reference,
@@ -112,19 +114,43 @@ def create_payment(owner, *, order_reference="", amount, currency, method, bank_
     return payment, True
 
 
-def _expiry(adapter, now):
+def expiry_from(adapter, start):
+    """When a payment begun at `start` expires: the adapter's own `expiry` (None: never by the clock),
+    else PAYMENT_CHECKOUT_EXPIRY_MINUTES later."""
     hook = getattr(adapter, "expiry", None)
     if callable(hook):
-        return hook(now)
-    return now + timedelta(minutes=checkout_expiry_minutes())
+        return hook(start)
+    return start + timedelta(minutes=checkout_expiry_minutes())
+
+
+def _own(adapter):
+    return bool(getattr(adapter, "own_method", False))
+
+
+def may_begin(payment, adapter=None):
+    """Whether `payment` may be handed to its adapter (again): it is `initiated` and either was never
+    handed over (no `begun_at`) or is a way to pay of our own, whose begin calls nobody."""
+    if payment.status != PaymentStatus.INITIATED:
+        return False
+    return payment.begun_at is None or _own(adapter or gateway(payment))
 
 
 def begin(payment):
-    """Hand an `initiated` payment to its adapter once and record the Checkout. Returns the payment."""
+    """Hand an `initiated` payment to its adapter once and record the Checkout. Returns the payment.
+
+    The hand-over is claimed first: `begun_at` is set by a compare-and-set UPDATE, committed (outside
+    a transaction) before the adapter is called, so of two callers one only calls a provider; a
+    payment found `initiated` later with `begun_at` set may have reached it and is never begun again
+    (payments.services.reconciliation.resume_initiated). Our own ways to pay may be begun again."""
     adapter = gateway(payment)
     now = timezone.now()
-    Payment.objects.filter(pk=payment.pk, status=PaymentStatus.INITIATED).update(expires_at=_expiry(adapter, now))
-    payment.refresh_from_db(fields=["expires_at"])
+    claim = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.INITIATED)
+    if not _own(adapter):
+        claim = claim.filter(begun_at__isnull=True)
+    if not claim.update(begun_at=now, expires_at=expiry_from(adapter, now)):
+        payment.refresh_from_db()  # begun by someone else, or no longer initiated
+        return payment
+    payment.refresh_from_db(fields=["expires_at", "begun_at"])
     with outbound.watch() as calls:
         try:
             checkout = adapter.begin(payment)
@@ -136,12 +162,13 @@ def begin(payment):
             payment.transition(state, reason=_("Unexpected error while beginning: %s") % exc,
                                error=str(exc)[:ERROR_MAX])
             raise
-    payment.transition(
+    if not payment.transition(
         checkout.state, reason=_("Begun at the provider."), next_step=checkout.next_step,
         instructions=str(checkout.instructions or ""), provider_reference=checkout.provider_reference[:100],
         provider_data=dict(checkout.data or {}),
         paid_at=now if checkout.state == PaymentStatus.PAID else None,
-    )
+    ):
+        payment.refresh_from_db()  # another begin of a way to pay of ours, or a notification, moved it first
     return payment
 
 

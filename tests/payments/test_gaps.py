@@ -1,6 +1,6 @@
 """The payments domain's known gaps, closed: the API's Idempotency-Key answers pruned after their
-retention, Sadad's payer birth year through the API, the expiry settings declared, and payments left
-`initiated` by a crash picked up again (begun when certainly never sent, `unknown` otherwise)."""
+retention, the expiry settings declared, and payments left `initiated` by a crash picked up again
+(begun when certainly never sent, `unknown` otherwise). Sadad's birth year: test_gaps_sadad.py."""
 
 from datetime import timedelta
 
@@ -82,65 +82,149 @@ def test_the_payment_settings_are_declared_with_their_defaults():
     assert django_settings.PAYMENT_IDEMPOTENCY_RETENTION_HOURS == 24
 
 
-# --- 2. Sadad's payer birth year through the API --------------------------------------------------
-@pytest.fixture
-def sadad(reference_data, live_server):
-    from payments.models import PaymentMethod
-
-    from .wallet_support import sandbox_row
-
-    PaymentMethod.objects.filter(code="sadad").update(enabled=True)
-    return sandbox_row(live_server, "sadad", timeout=5)
+# --- 4. payments a crash left `initiated` ---------------------------------------------------------
+LATER = timedelta(minutes=11)  # past the grace a create and its begin have (STALE_INITIATED, 10 min)
 
 
-def sadad_body(**extra):
-    return {"method": "sadad", "amount": "12.500", "payerPhone": "+218912345678", **extra}
+class Killed(BaseException):
+    """The worker or request dying: nothing of ours catches it."""
 
 
-def test_a_sadad_payment_carries_the_birth_year_to_sadad_and_is_paid(api, sadad, live_server):
-    from integrations.models import IntegrationLog
-
-    from .wallet_support import sms_codes
-
-    answer = create(api, **sadad_body(payerBirthYear=1979))
-    assert answer.status_code == 201, answer.content
-    body = answer.json()
-    assert (body["status"], body["nextStep"], body["wallet"]["action"]) == ("pending", "otp", "confirm")
-    sent = IntegrationLog.objects.get(integration=sadad, operation="InitiatePayment").request_body
-    assert "BirthYear>1979<" in sent
-    # Kept only until the begin: the payment holds the provider's data, not the payer's birth year.
-    assert "birth_year" not in Payment.objects.get(pk=body["id"]).provider_data
-    confirmed = api.post(body["wallet"]["confirmUrl"], {"code": sms_codes(live_server, "sadad")[0]}, format="json")
-    assert confirmed.status_code == 200 and confirmed.json()["status"] == "paid"
+def stuck(owner, method="card_credit", integration=None, begun=False, **fields):
+    return Payment.objects.create(owner=owner, amount=fields.pop("amount", 100), method=method,
+                                  integration=integration, begun_at=timezone.now() if begun else None, **fields)
 
 
-def test_a_string_birth_year_is_accepted(api, sadad):
-    answer = create(api, **sadad_body(payerBirthYear=" 1985 "))
-    assert answer.status_code == 201, answer.content
+def history(payment):
+    return [(h.from_state, h.to_state) for h in Payment.machine.history_of(payment).order_by("pk")]
 
 
-@pytest.mark.parametrize("year", [None, "", "85", "019", 1899, "19a5", 1985.0, True, "١٩٨٥", "next"])
-def test_sadad_without_a_plausible_birth_year_is_a_400_naming_the_field(api, sadad, year):
-    from integrations.models import IntegrationLog
+def test_a_crash_between_the_row_and_the_begin_leaves_a_payment_never_sent(merchant, fake_gateway, monkeypatch):
+    from payments import services
+    from payments.services import checkout
 
-    body = sadad_body() if year is None else sadad_body(payerBirthYear=year)
-    if year == "next":
-        body["payerBirthYear"] = timezone.localdate().year + 1
-    answer = create(api, **body)
-    assert answer.status_code == 400, answer.content
-    assert list(answer.json()) == ["payerBirthYear"] and answer.json()["payerBirthYear"][0]
-    assert not Payment.objects.exists() and not IntegrationLog.objects.filter(integration=sadad).exists()
+    from .conftest import FakeGateway
+
+    with monkeypatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(checkout, "begin", lambda payment: (_ for _ in ()).throw(Killed()))
+        services.create_payment(merchant, amount="100", currency="LYD", method="card_credit", idempotency_key="k")
+    payment = Payment.objects.get()
+    assert (payment.status, payment.begun_at, FakeGateway.calls) == ("initiated", None, [])
+    # The caller's retry with its key finishes the job: begun once, now.
+    again, created = services.create_payment(merchant, amount="100", currency="LYD", method="card_credit",
+                                             idempotency_key="k")
+    assert (again.pk, created, again.status, again.next_step) == (payment.pk, False, "pending", "lightbox")
+    assert FakeGateway.calls == [("begin", payment.reference)]
+    services.create_payment(merchant, amount="100", currency="LYD", method="card_credit", idempotency_key="k")
+    assert FakeGateway.calls == [("begin", payment.reference)]
 
 
-def test_another_birth_year_under_the_same_key_is_a_conflict(api, sadad):
-    assert create(api, key="s-1", **sadad_body(payerBirthYear=1979)).status_code == 201
-    assert create(api, key="s-1", **sadad_body(payerBirthYear=1979)).status_code == 201
-    assert create(api, key="s-1", **sadad_body(payerBirthYear=1980)).status_code == 409
-    assert Payment.objects.count() == 1
+def test_a_never_sent_provider_payment_is_begun_by_reconciliation_once(merchant, fake_gateway):
+    from payments import services
+
+    from .conftest import FakeGateway
+
+    payment = stuck(merchant, integration=fake_gateway)
+    assert services.reconcile() == {} and FakeGateway.calls == []  # too young: its request may still be running
+    later = timezone.now() + LATER
+    assert services.reconcile(now=later)["begun"] == 1
+    payment.refresh_from_db()
+    assert (payment.status, payment.next_step) == ("pending", "lightbox") and payment.begun_at is not None
+    assert payment.expires_at > later  # its checkout time counts from the begin
+    assert services.reconcile(now=later)
+    assert [op for op, _ref in FakeGateway.calls].count("begin") == 1
 
 
-def test_other_methods_check_but_never_keep_a_birth_year(api, reference_data):
-    answer = create(api, payerBirthYear=1979)
-    assert answer.status_code == 201
-    assert "birth_year" not in Payment.objects.get(pk=answer.json()["id"]).provider_data
-    assert create(api, payerBirthYear=1850).json()["payerBirthYear"]
+def test_a_begin_that_may_have_been_sent_is_unknown_then_asked_never_sent_again(merchant, fake_gateway):
+    from payments import services
+
+    from .conftest import FakeGateway, paid_status
+
+    def killed(payment):
+        raise Killed()
+
+    FakeGateway.script["begin"] = killed
+    with pytest.raises(Killed):
+        services.create_payment(merchant, amount="100", currency="LYD", method="card_credit")
+    payment = Payment.objects.get()
+    assert payment.status == "initiated" and payment.begun_at is not None  # the claim was committed first
+    FakeGateway.script["status"] = paid_status
+    counts = services.reconcile(now=timezone.now() + LATER)
+    assert (counts["unknown"], counts["moved"]) == (1, 1)
+    payment.refresh_from_db()
+    assert payment.status == "paid" and history(payment) == [("initiated", "unknown"), ("unknown", "paid")]
+    assert [op for op, _ref in FakeGateway.calls] == ["begin", "status"]
+
+
+def test_a_claimed_begin_is_never_run_twice(merchant, fake_gateway):
+    from payments.services.checkout import begin
+
+    from .conftest import FakeGateway
+
+    payment = stuck(merchant, integration=fake_gateway)
+    Payment.objects.filter(pk=payment.pk).update(begun_at=timezone.now())  # another process claimed it
+    assert begin(payment).status == "initiated" and FakeGateway.calls == []
+
+
+def test_our_own_ways_to_pay_are_begun_again_even_after_a_begin_started(merchant, reference_data):
+    from payments import services
+
+    cod = stuck(merchant, method="cod", begun=True)
+    transfer = stuck(merchant, method="bank_transfer", bank_id="NBC")
+    assert services.reconcile(now=timezone.now() + LATER) == {"begun": 2}
+    cod.refresh_from_db()
+    transfer.refresh_from_db()
+    assert (cod.status, cod.next_step, cod.expires_at) == ("pending", "on_delivery", None)
+    assert (transfer.status, transfer.next_step) == ("pending", "transfer")
+    assert transfer.provider_data["transfer_reference"] == transfer.reference
+
+
+def test_a_never_begun_payment_whose_time_has_passed_expires_without_a_call(merchant, fake_gateway):
+    from payments import services
+
+    from .conftest import FakeGateway
+
+    card = stuck(merchant, integration=fake_gateway)
+    transfer = stuck(merchant, method="bank_transfer", bank_id="NBC")
+    cod = stuck(merchant, method="cod")
+    counts = services.reconcile(now=timezone.now() + timedelta(days=7))
+    assert (counts["expired"], counts["begun"]) == (2, 1)
+    states = dict(Payment.objects.values_list("pk", "status"))
+    assert (states[card.pk], states[transfer.pk], states[cod.pk]) == ("expired", "expired", "pending")
+    assert FakeGateway.calls == []
+
+
+def test_a_card_never_begun_within_its_checkout_time_is_begun(merchant, fake_gateway, settings):
+    from payments import services
+
+    card = stuck(merchant, integration=fake_gateway)
+    settings.PAYMENT_CHECKOUT_EXPIRY_MINUTES = 10
+    assert services.reconcile(now=timezone.now() + LATER)["expired"] == 1
+    card2 = stuck(merchant, integration=fake_gateway)
+    settings.PAYMENT_CHECKOUT_EXPIRY_MINUTES = 30
+    services.reconcile(now=timezone.now() + LATER)
+    assert Payment.objects.get(pk=card2.pk).status == "pending" and Payment.objects.get(pk=card.pk).status == "expired"
+
+
+def test_one_payment_that_cannot_be_resumed_does_not_stop_the_others(merchant, fake_gateway):
+    from payments import services
+
+    bad = stuck(merchant, method="no-such-method")
+    good = stuck(merchant, method="cod")
+    counts = services.reconcile(now=timezone.now() + LATER)
+    assert (counts["errors"], counts["begun"]) == (1, 1)
+    assert Payment.objects.get(pk=bad.pk).status == "initiated" and Payment.objects.get(pk=good.pk).status == "pending"
+
+
+def test_an_api_claim_abandoned_by_a_dead_request_is_taken_over(api, reference_data):
+    first = create(api, key="dead")
+    payment = Payment.objects.get()
+    Payment.objects.filter(pk=payment.pk).update(status="initiated", begun_at=None)  # died before its begin
+    ApiIdempotencyKey.objects.update(status_code=None, body=None)  # and before its answer was kept
+    assert create(api, key="dead").status_code == 409  # may still be running
+    age(ApiIdempotencyKey.objects.all(), minutes=6)
+    retry = create(api, key="dead")
+    assert retry.status_code == 201 and retry.json()["id"] == first.json()["id"]
+    assert retry.json()["status"] == "pending" and Payment.objects.count() == 1
+    replay = create(api, key="dead")
+    assert replay["Idempotent-Replayed"] == "true" and replay.json() == retry.json()

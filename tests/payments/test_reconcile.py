@@ -77,13 +77,14 @@ def test_a_provider_locked_by_another_round_is_skipped(merchant, fake_gateway):
     assert FakeGateway.calls == []
 
 
-def test_a_never_begun_payment_is_asked_once_old_enough(merchant, fake_gateway):
+def test_a_never_begun_payment_is_begun_once_old_enough(merchant, fake_gateway):
+    # The other cases (begun and interrupted, expired, our own ways to pay) are in test_gaps.py.
     stuck = Payment.objects.create(owner=merchant, amount=5, method=Method.CARD_CREDIT, integration=fake_gateway)
-    FakeGateway.script["status"] = paid_status
     services.reconcile()
-    assert Payment.objects.get(pk=stuck.pk).status == "initiated"
+    assert Payment.objects.get(pk=stuck.pk).status == "initiated" and FakeGateway.calls == []
     services.reconcile(now=timezone.now() + timedelta(minutes=11))
-    assert Payment.objects.get(pk=stuck.pk).status == "paid"
+    assert Payment.objects.get(pk=stuck.pk).status == "pending"
+    assert FakeGateway.calls[0] == ("begin", stuck.reference)
 
 
 @pytest.mark.parametrize("answer,state", [
