@@ -6,7 +6,8 @@
   currency checked, mismatches recorded), `confirm_wallet`, `refresh_status`;
 - `refunds`: `refund` (never beyond what was paid, even racing) sent exactly once;
 - `collection`: cash on delivery collected, bank transfers confirmed;
-- `reconciliation`: `reconcile`, `expire_payments`.
+- `reconciliation`: `reconcile` (first resuming the payments a crash left `initiated`), `expire_payments`
+  (docs/payments.md).
 """
 
 from .checkout import create_payment, gateway
