@@ -65,8 +65,21 @@ def _value(value):
 def truncate(text):
     limit = settings.INTEGRATION_LOG_BODY_LIMIT
     if text and len(text) > limit:
-        return text[:limit] + f"… [{len(text) - limit} more characters]"
-    return text or ""
+        return storable(text[:limit]) + f"… [{len(text) - limit} more characters]"
+    return storable(text or "")
+
+
+def storable(value):
+    """`value` with NUL characters shown as U+FFFD. PostgreSQL refuses NUL in text and in jsonb, so a
+    provider answering binary garbage would otherwise fail the log row's INSERT (and with it the call's
+    outcome): what a provider sends is untrusted, down to its bytes."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
 
 
 _DECODER = json.JSONDecoder()
@@ -243,18 +256,19 @@ class Tracer:
             transport=self.transport,
             operation=(call.operation or "")[:100],
             request_id=call.request_id,
-            endpoint=redact_url(str(_value(call.endpoint)), secrets, names)[:500],
+            endpoint=storable(redact_url(str(_value(call.endpoint)), secrets, names)[:500]),
             method=(call.method or "")[:10],
-            request_headers=redact_headers(call.request_headers, secrets) if call.request_headers else None,
+            request_headers=storable(redact_headers(call.request_headers, secrets)) if call.request_headers else None,
             request_body=truncate(redact_body(request_body, call.request_type, secrets, names)),
             response_status=call.status,
-            response_headers=redact_headers(response_headers, secrets) if response_headers is not None else None,
+            response_headers=(storable(redact_headers(response_headers, secrets))
+                              if response_headers is not None else None),
             response_body=_redacted_response(response_body, call.response_type, secrets, names),
             request_duration=Decimal(f"{duration_ms:.3f}"),
             started_at=started_at,
             completed_at=completed_at,
             status=outcome,
-            error_message=redact_text(str(error), secrets)[:4000] if error is not None else "",
-            error_code=call.code[:50],
+            error_message=storable(redact_text(str(error), secrets)[:4000]) if error is not None else "",
+            error_code=storable(call.code[:50]),
             user=call.user if getattr(call.user, "pk", None) else None,
         )

@@ -56,12 +56,15 @@ class FakeGateway(PaymentGateway):
 
 @pytest.fixture
 def reference_data(db):
-    """The seed's banks and methods: migration 0002 installs them, but a transactional test's flush
-    empties the tables, so tests that may run after one install them again (a no-op otherwise)."""
+    """The seed's banks and methods, and the fallback table the methods' fallback reads: migrations
+    install them, but a transactional test's flush empties the tables, so tests that may run after
+    one install them again (a no-op otherwise)."""
+    from integrations.selection import install_seed_table
     from payments.models import Bank
     from payments.reference import install
 
     install(Bank, PaymentMethod)
+    install_seed_table()
 
 
 @pytest.fixture
