@@ -205,3 +205,36 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    def __init__(self, client, **kwargs):
+        super().__init__(client, **kwargs)
+        self._woken = threading.Event()
+
+    def wake(self):
+        """End a drain_events() wait early; safe from any thread (see eishro.consumer: a pool thread
+        has queued a finished task's acknowledgement for the loop that is waiting here)."""
+        self._woken.set()
+
+    def drain_events(self, connection, timeout=None):
+        # kombu's loop, but the sleep between two empty polls ends on wake(): kombu's slept on for the
+        # whole timeout Celery gives it (2 s) while the prefetch limit kept every poll empty, and the
+        # acknowledgements that would have lifted it waited for that timeout to end.
+        started = monotonic()
+        while True:
+            try:
+                self.cycle.get(self._deliver, timeout=timeout)
+                return
+            except Empty:
+                pass
+            if self._woken.is_set():
+                self._woken.clear()
+                return  # no message: the caller runs what was queued for it and calls again
+            wait = self.polling_interval or 0
+            if timeout is not None:
+                left = timeout - (monotonic() - started)
+                if left <= 0:
+                    raise TimeoutError()  # socket.timeout, which Celery's loop expects
+                wait = min(wait, left)
+            if self._woken.wait(wait):
+                self._woken.clear()
+                return

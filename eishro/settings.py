@@ -210,6 +210,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # var/broker/rejected with a warning (eishro.broker); one Celery cannot decode, or whose task it
 # does not know, Celery logs and drops.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's consumer, but woken when a pool thread queues a finished task's acknowledgement for it:
+# Celery's own waited for its next timer (2 to 10 s) while the prefetch limit above kept it from
+# fetching, so a threads worker ran --concurrency tasks per 2 or 10 s (eishro.consumer).
+CELERY_WORKER_CONSUMER = "eishro.consumer:Consumer"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "Africa/Tripoli"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
