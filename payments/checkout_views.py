@@ -151,8 +151,9 @@ def _may_refresh(payment):
         return False
 
 
-def _code_tries_left(payment):
-    """Count one try; None when the cache cannot count (then no code is checked at all)."""
+def code_tries_left(payment):
+    """Count one try of a code on `payment`, whoever sends it (this page or the API's confirm); None
+    when the cache cannot count (then no code is checked at all)."""
     key = f"payments:checkout-code:{payment.pk}"
     try:
         cache.add(key, 0, CODE_WINDOW_S)
@@ -178,7 +179,7 @@ def checkout_confirm(request, public_id):
     context = _context(payment)
     if payment.status != PaymentStatus.PENDING or context["expired_by_clock"]:
         return redirect("payment-checkout", public_id=payment.public_id)
-    left = _code_tries_left(payment)
+    left = code_tries_left(payment)
     if left is None or left < 0:
         context["form_error"] = _("Too many codes were tried. Wait a few minutes, then try again.")
         response = _respond(request, payment, context, status=429)

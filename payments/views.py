@@ -25,9 +25,10 @@ from integrations.errors import ProviderError
 from integrations.permissions import scoped
 
 from . import services
+from .checkout_views import CODE_WINDOW_S, code_tries_left
 from .filters import PaymentFilter, RefundFilter
 from .idempotency import HEADER, idempotent
-from .models import Payment, Refund
+from .models import Payment, PaymentStatus, Refund
 from .serializers import (
     ConfirmInputSerializer,
     MethodSerializer,
@@ -170,7 +171,9 @@ class PaymentViewSet(ValidLookupMixin, mixins.ListModelMixin, mixins.RetrieveMod
     @extend_schema(
         summary="Confirm a wallet payment with the payer's one-time code",
         request=ConfirmInputSerializer, parameters=[IDEMPOTENCY],
-        responses={200: PaymentSerializer, 409: IDEMPOTENCY_CONFLICT, **PROVIDER_FAILURES},
+        responses={200: PaymentSerializer, 409: IDEMPOTENCY_CONFLICT, **PROVIDER_FAILURES,
+                   429: error("Five codes were tried on this payment in 15 minutes (the checkout page's "
+                              "tries count too); see Retry-After.")},
     )
     @action(detail=True, methods=["post"])
     def confirm(self, request, pk=None):
@@ -180,6 +183,14 @@ class PaymentViewSet(ValidLookupMixin, mixins.ListModelMixin, mixins.RetrieveMod
         code = data.validated_data["code"]
 
         def run():
+            # The page's limit on codes, counted together with it: else a merchant could try
+            # codes on a payer's wallet at the write rate (120 a minute).
+            left = code_tries_left(payment) if payment.status == PaymentStatus.PENDING else 0
+            if left is None or left < 0:
+                response = Response({"detail": _("Too many codes were tried. Wait a few minutes, then try again.")},
+                                    status=status.HTTP_429_TOO_MANY_REQUESTS)
+                response["Retry-After"] = str(CODE_WINDOW_S)
+                return response
             try:
                 services.confirm_wallet(payment, code)
             except DjangoValidationError as exc:
