@@ -22,6 +22,7 @@ from ..interface import PaymentGateway, State
 from ..models import CAPTURED_STATES, Payment, PaymentStatus, Refund, RefundStatus
 from .checkout import gateway
 from .errors import IdempotencyConflict
+from .methods import DECIMAL_PLACES
 
 R = RefundStatus
 
@@ -93,6 +94,11 @@ def refund(payment, amount, *, reason="", actor=None, idempotency_key=""):
     {"payment": …} when the payment is not paid. The same idempotency key returns the first refund
     (never sent twice); with another amount it raises IdempotencyConflict."""
     amount = _amount(amount)
+    places = DECIMAL_PLACES.get(payment.currency, 3)
+    if amount != amount.quantize(Decimal(1).scaleb(-places)):
+        # A gateway carries whole minor units (cents for USD): 1.005 USD cannot be refunded.
+        raise ValidationError({"amount": [_("%(currency)s amounts have at most %(places)d decimal places.")
+                                          % {"currency": payment.currency, "places": places}]})
     key = str(idempotency_key or "").strip()[:255]
     if type(gateway(payment)).refund is PaymentGateway.refund:
         raise ValidationError({"payment": [_("This payment method cannot refund.")]})
