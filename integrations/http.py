@@ -292,7 +292,7 @@ def raise_for_response(response):
 def _provider_message(response):
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # a body nested past the parser's depth is no message either
         return f"HTTP {response.status_code}"
     if isinstance(data, dict):
         for key in ("error", "message", "Message", "detail", "errors"):

@@ -104,7 +104,7 @@ def stored_items(body):
                 return body, 0
             item, at = _DECODER.raw_decode(body, at)
             items.append(item)
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, RecursionError):  # nested past the parser's depth: not well-formed either
         return body, 0  # not a well-formed array: redacted whole, as the text it is
     return json.dumps(items, ensure_ascii=False), len(body) - at
 
