@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import responses
 from django.db import connection
 from django.test import Client
 
@@ -16,7 +17,7 @@ from payments import services
 from payments.interface import Method
 from payments.models import ReconciliationMismatch, Refund
 
-from .moamalat_support import SECURE_KEY, local_now, moamalat_row, notification
+from .moamalat_support import API, SECURE_KEY, local_now, moamalat_row, notification
 
 URL = "/webhooks/payment/moamalat/"
 SUCCESS = {"Message": "Success", "Success": True}
@@ -34,8 +35,34 @@ def card(merchant, row):
     return payment
 
 
+# The gateway's own record of sales, as FilterTransactions lists it: the worker asks it before a
+# sale's outcome is believed (Moamalat.handle_webhook). Every sale notification a test posts is the
+# gateway's, so it is written here first.
+LEDGER = {}
+
+
+@pytest.fixture(autouse=True)
+def gateway():
+    def filter_transactions(request):
+        rows = list(LEDGER.get(json.loads(request.body)["MerchantReference"], {}).values())
+        return 200, {}, json.dumps({"Success": True, "TotalCountAllTransaction": len(rows),
+                                    "Transactions": [{"DateTransactions": rows}] if rows else []})
+
+    LEDGER.clear()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        mocked.add_callback(responses.POST, API + "FilterTransactions", callback=filter_transactions)
+        yield mocked
+    LEDGER.clear()
+
+
 def post(body, url=URL):
     """POST as the gateway does; the webhook task runs (eagerly) once the receiver commits."""
+    if str(body.get("TxnType")) == "1":
+        LEDGER.setdefault(body["MerchantReference"], {})[body["SystemReference"]] = {
+            "Status": "Approved" if body["ActionCode"] == "00" else "Declined", "TransType": "Sale",
+            "AmountTrxn": body["Amount"], "Currency": body["Currency"], "TransactionId": body["SystemReference"],
+            "RRN": body["NetworkReference"], "CardNo": body["PayerAccount"],
+            "MerchantReference": body["MerchantReference"]}
     return Client().post(url, data=json.dumps(body), content_type="application/json")
 
 

@@ -167,8 +167,10 @@ def test_moamalat_refund_timeout_is_unknown(merchant, moamalat):
     assert len(responses.calls) == 1
 
 
+@responses.activate
 def test_moamalat_notification_through_the_adapter(merchant, moamalat):
     payment = pay(merchant, "10.000")
+    responses.post(FILTER, json=sale(payment, "10000"))  # the gateway confirms the sale it notified
     adapter = moamalat.adapter
     body = notification(reference=payment.reference, amount="10000")
     adapter.handle_webhook(SimpleNamespace(pk=1, payload=body))
