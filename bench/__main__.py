@@ -23,6 +23,7 @@ BENCHMARKS = {
     "payment_notifications": "signed Moamalat notifications per second through gunicorn vs a bare view, lost and "
                              "applied twice",
     "payment_reconcile": "reconciliation of 10,000 pending Moamalat payments: calls and SQL queries per payment",
+    "worker_throughput": "tasks per second through a real worker started as `make run` does, vs its bare pool",
 }
 
 
