@@ -22,9 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     from integrations.breaker import forget_clean_marks
+    from integrations.webhooks import forget_rows
 
     cache.clear()
     forget_clean_marks()
+    forget_rows()  # a rolled-back test's provider rows are gone without a delete signal
     yield
 
 
@@ -50,6 +52,30 @@ def _eager_celery():
     set_eager(True)
     yield
     set_eager(True)
+
+
+def _reinstall_migrated_rows(sender, using="default", **kwargs):
+    from integrations.selection import install_seed_table
+    from payments.models import Bank, PaymentMethod
+    from payments.reference import install
+
+    install(Bank, PaymentMethod, using=using)
+    install_seed_table()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migrated_rows_survive_flushes():
+    """Data migrations install reference rows (the seed's banks and ways to pay, the fallback table).
+    A transactional test (live_server, a real worker) ends with a flush that empties every table, and
+    Django then sends post_migrate as after `migrate`: the rows are installed again there, so every
+    test meets the database as the migrations leave it, whatever ran before it."""
+    from django.apps import apps
+    from django.db.models.signals import post_migrate
+
+    sender = apps.get_app_config("payments")
+    post_migrate.connect(_reinstall_migrated_rows, sender=sender, dispatch_uid="tests-migrated-rows")
+    yield
+    post_migrate.disconnect(sender=sender, dispatch_uid="tests-migrated-rows")
 
 
 @pytest.fixture(scope="session", autouse=True)
