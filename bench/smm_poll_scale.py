@@ -17,6 +17,7 @@ prints:
 
 import argparse
 import math
+import os
 import statistics
 import threading
 import time
@@ -43,6 +44,75 @@ def serve_each(count):
         servers.append(server)
         ports.append(receiver.recv())
     return servers, ports
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids, children=False):
+    """User + system CPU seconds used so far by these processes (those gone or not ours to read are
+    skipped); with `children`, also by their children that have ended (PostgreSQL's backends of
+    closed connections, counted in the postmaster's)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if children:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return total / TICK
+
+
+def postgres_pids():
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as comm:
+                    if comm.read().strip() in ("postgres", "postmaster"):
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def machine_busy_seconds():
+    """CPU seconds the whole machine spent busy (all cores, everyone's processes)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICK  # all but idle and iowait
+
+
+class CpuMeter:
+    """CPU seconds of a round, split between the poll (this process), the simulators, PostgreSQL
+    (every backend, the simulators' included) and the rest of the machine (other people's work)."""
+
+    def __init__(self, servers):
+        self.servers = [s.pid for s in servers]
+
+    def sample(self):
+        return {"poll": cpu_seconds([os.getpid()]), "simulators": cpu_seconds(self.servers),
+                "postgresql": cpu_seconds(postgres_pids(), children=True), "machine": machine_busy_seconds()}
+
+    def __enter__(self):
+        self.before = self.sample()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        after = self.sample()
+        self.wall = time.perf_counter() - self.t0
+        self.used = {k: after[k] - self.before[k] for k in after}
+        self.used["others"] = self.used["machine"] - sum(self.used[k] for k in ("poll", "simulators", "postgresql"))
+
+    def __str__(self):
+        cores = os.cpu_count()
+        return (f"CPU s: poll {self.used['poll']:.1f}, simulators {self.used['simulators']:.1f}, PostgreSQL "
+                f"{self.used['postgresql']:.1f}, other processes {self.used['others']:.1f}; machine busy "
+                f"{self.used['machine'] / (self.wall * cores):.0%} of {cores} cores")
 
 
 def rss_mb(field):
@@ -107,7 +177,7 @@ def main():
 
         session = requests.Session()
 
-        def bare(code):
+        def bare(code, session=session):
             """One panel's calls back to back, bare: what the calls themselves take."""
             t0 = time.perf_counter()
             for start in range(0, len(ids[code]), 100):
@@ -115,14 +185,28 @@ def main():
                                                         "orders": ",".join(ids[code][start:start + 100])}).json()
             return time.perf_counter() - t0
 
+        def bare_all():
+            """Every panel's calls bare, all panels at once (a thread and session each): what the
+            machine itself makes of ten streams of calls, with the ten simulators on the same CPUs."""
+            threads = [threading.Thread(target=bare, args=(c, requests.Session())) for c in codes]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return time.perf_counter() - t0
+
         for code in codes:  # warm-up: each server's URL conf, application and database connection
             session.post(urls[code], data={"key": f"sandbox-{code}-key", "action": "status",
                                            "orders": ",".join(ids[code][:100])}).json()
         longest = max(codes, key=lambda c: calls_per_panel[c])
         nominal = calls_per_panel[longest] * args.latency_ms / 1000
-        ratios, nominal_ratios, growths = [], [], []
+        ratios, nominal_ratios, growths, concurrent_ratios = [], [], [], []
         for n in range(1, args.rounds + 1):
             t_bare = bare(longest)
+            with CpuMeter(servers) as bare_cpu:
+                t_bare_all = bare_all()
+            concurrent_ratios.append(t_bare_all / t_bare)
             results, counters, errors = {}, [], []
 
             def poll(code, results=results, counters=counters, errors=errors):
@@ -139,13 +223,14 @@ def main():
             connection.close()
             before = rss_mb("VmRSS")
             reset_peak()
-            t0 = time.perf_counter()
-            threads = [threading.Thread(target=poll, args=(c,), name=f"poll-{c}") for c in codes]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - t0
+            with CpuMeter(servers) as poll_cpu:
+                t0 = time.perf_counter()
+                threads = [threading.Thread(target=poll, args=(c,), name=f"poll-{c}") for c in codes]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                wall = time.perf_counter() - t0
             growth = rss_mb("VmHWM") - before
             if errors:
                 raise SystemExit(f"round {n}: polls failed: {errors}")
@@ -159,15 +244,18 @@ def main():
             print(f"round {n}: {calls} calls ({calls_per_panel[longest]} per panel) in {wall:.2f} s; one panel's "
                   f"calls bare, back to back {t_bare:.2f} s ({t_bare / calls_per_panel[longest] * 1000:.0f} ms a "
                   f"call); wall ÷ bare {wall / t_bare:.2f}, ÷ {calls_per_panel[longest]} × {args.latency_ms} ms "
-                  f"{wall / nominal:.2f}; memory growth {growth:.1f} MB; SQL queries {queries} "
-                  f"({queries / calls:.2f} per call)", flush=True)
+                  f"{wall / nominal:.2f}; all panels' calls bare at once {t_bare_all:.2f} s (÷ one panel's "
+                  f"{t_bare_all / t_bare:.2f}, poll ÷ it {wall / t_bare_all:.2f}); memory growth {growth:.1f} MB; "
+                  f"SQL queries {queries} ({queries / calls:.2f} per call)\n  the poll's {poll_cpu}\n"
+                  f"  the bare calls' {bare_cpu}", flush=True)
         assert SMMOrder.objects.filter(status="pending").count() == args.orders
         for server in servers:
             server.terminate()
             server.join(10)
         ratio, growth = statistics.median(ratios), max(growths)
         print(f"RESULT wall time ÷ the calls' own latency (median of {args.rounds}): {ratio:.2f} "
-              f"(÷ nominal {statistics.median(nominal_ratios):.2f}) (target ≤ 1.1); "
+              f"(÷ nominal {statistics.median(nominal_ratios):.2f}) (target ≤ 1.1); the same calls made bare by "
+              f"{args.panels} threads at once ÷ one panel's alone: {statistics.median(concurrent_ratios):.2f}; "
               f"worst memory growth {growth:.1f} MB (target ≤ 100)")
     return 0 if ratio <= 1.1 and growth <= 100 else 1
 

@@ -8,7 +8,6 @@ foundation's ProviderClient. Money is Decimal throughout: JSON is parsed with `p
 
 import json
 import re
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
@@ -127,8 +126,9 @@ class PanelService(NamedTuple):
     description: str
 
 
-@dataclass(frozen=True)
-class PanelOrderStatus:
+class PanelOrderStatus(NamedTuple):
+    """One order's answer. A tuple: a poll reads a hundred thousand of them."""
+
     status: str | None  # our status value, None when the panel sent an error for this id
     raw_status: str = ""
     charge: Decimal | None = None
@@ -136,6 +136,9 @@ class PanelOrderStatus:
     remains: int | None = None
     currency: str = ""
     error: str = ""
+
+
+_new_status = PanelOrderStatus._make
 
 
 def error_for(message, *, payload=None, status_code=None):
@@ -298,19 +301,24 @@ class PanelV2(SmmPanel):
     def _parse_status(entry):
         if not isinstance(entry, dict):
             return PanelOrderStatus(status=None, error=f"Unexpected status entry: {entry!r}"[:200])
-        if entry.get("error"):
+        get = entry.get
+        if get("error"):
             return PanelOrderStatus(status=None, error=str(entry["error"]))
-        raw = str(entry.get("status") or "").strip()
+        # The shapes panels nearly always send (a str status, a Decimal or str charge, int or str
+        # counts) without a helper call; the values are the same either way.
+        raw = get("status")
+        raw = raw.strip() if type(raw) is str else str(raw or "").strip()
         status = STATUS_MAP.get(raw.lower())
-        return PanelOrderStatus(
-            status=status,
-            raw_status=raw,
-            charge=to_decimal(entry.get("charge")),
-            start_count=to_int(entry.get("start_count")),
-            remains=to_int(entry.get("remains")),
-            currency=str(entry.get("currency") or ""),
-            error="" if status else f"Unknown status {raw!r}",
-        )
+        charge, start_count, remains, currency = get("charge"), get("start_count"), get("remains"), get("currency")
+        return _new_status((
+            status,
+            raw,
+            charge if type(charge) is Decimal else to_decimal(charge),
+            start_count if type(start_count) is int else to_int(start_count),
+            remains if type(remains) is int else to_int(remains),
+            currency if type(currency) is str else str(currency or ""),
+            "" if status else f"Unknown status {raw!r}",
+        ))
 
     def status(self, order_id):
         payload = self.call("status", idempotent=True, order=order_id)
@@ -336,10 +344,11 @@ class PanelV2(SmmPanel):
 
     def read_statuses(self, order_ids, payload):
         """{id: PanelOrderStatus} for the ids asked about, from `fetch_statuses`' answer."""
-        keyed = {to_id(k): v for k, v in payload.items()}
+        keyed = {(k.strip() if type(k) is str else to_id(k)): v for k, v in payload.items()}
         missing = PanelOrderStatus(status=None, error="Missing from the panel's answer")
+        parse = self._parse_status
         return {
-            order_id: self._parse_status(keyed[order_id]) if order_id in keyed else missing
+            order_id: parse(keyed[order_id]) if order_id in keyed else missing
             for order_id in map(str, order_ids)
         }
 
