@@ -48,6 +48,8 @@ from hmac import new as hmac_new
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.signals import post_delete, post_save
 from django.http import JsonResponse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -170,11 +172,44 @@ def _content_length(request):
         return 0  # what Django's request reads then: no body
 
 
-def _find_integration(kind, code, integration_id):
+# The provider row a URL names, per process: reading it (and decrypting its credentials) was a
+# third of a notification's cost. A row saved or deleted here is forgotten at once; one changed by
+# another process is used at most ROW_CACHE_SECONDS, and a call that fails verification against a
+# cached row is verified again against a fresh read (at most once a ROW_REREAD_SECONDS per URL, so a
+# flood of forgeries does not buy a query each), so a rotated secret is never refused for long.
+ROW_CACHE_SECONDS = 5.0
+ROW_REREAD_SECONDS = 1.0
+_ROW_CACHE_SIZE = 256
+_rows = {}  # (kind, code, row id or None) -> (time.monotonic() when read, row or None)
+
+
+def forget_rows(**_signal):
+    _rows.clear()
+
+
+def _read_integration(kind, code, integration_id):
     rows = ExternalIntegration.objects.filter(kind=kind, code=code)
     if integration_id:
         return rows.filter(pk=integration_id).first()
     return rows.filter(owner__isnull=True).order_by("priority").first()
+
+
+def _find_integration(kind, code, integration_id, fresh=False):
+    """The row, and whether it may be stale (it came from the per-process cache)."""
+    key = (kind, code, integration_id)
+    now = time.monotonic()
+    hit = _rows.get(key)
+    if hit is not None and now - hit[0] < (ROW_REREAD_SECONDS if fresh else ROW_CACHE_SECONDS):
+        return hit[1], not fresh
+    row = _read_integration(kind, code, integration_id)
+    if len(_rows) >= _ROW_CACHE_SIZE:  # URLs naming rows that do not exist must not grow it without end
+        _rows.clear()
+    _rows[key] = (now, row)
+    return row, False
+
+
+post_save.connect(forget_rows, sender=ExternalIntegration, dispatch_uid="webhooks.forget_rows.save")
+post_delete.connect(forget_rows, sender=ExternalIntegration, dispatch_uid="webhooks.forget_rows.delete")
 
 
 def _bounded_headers(request, secrets):
@@ -265,7 +300,21 @@ def _verify(request, kind, code, integration_id):
     # refuses a row whose adapter is no longer registered (its adapter would not load).
     if kind not in Kind.values or code not in registered_codes():
         raise Rejected("unknown_provider")
-    integration = _find_integration(kind, code, integration_id)
+    integration, cached = _find_integration(kind, code, integration_id)
+    try:
+        return _verify_against(request, integration)
+    except Rejected:
+        if not cached:
+            raise
+        # The cached row may predate a change of its secrets (or its creation or deletion): judged
+        # again against the row as it is now.
+        current, _cached = _find_integration(kind, code, integration_id, fresh=True)
+        if current is integration:
+            raise
+    return _verify_against(request, current)
+
+
+def _verify_against(request, integration):
     if integration is None:
         raise Rejected("unknown_provider")
     try:
@@ -290,6 +339,35 @@ def _verify(request, kind, code, integration_id):
     return integration, adapter, event_id
 
 
+def _insert(**fields):
+    if transaction.get_connection().in_atomic_block:
+        # Inside a caller's transaction (a test's), a refused INSERT must not break it.
+        with transaction.atomic():
+            return WebhookEvent.objects.create(**fields)
+    # Alone, the INSERT is its own transaction: the one durable write the acknowledgement waits for.
+    return WebhookEvent.objects.create(**fields)
+
+
+def _store(integration, digest, **fields):
+    """The accepted call's row, or None when the database says it is a replay.
+
+    The INSERT comes first and the database judges it (unique event id; unique body hash while a
+    row guards it). Only when it is refused is a row older than the window asked to release the
+    body's hash: the same bytes then, signed with a fresh timestamp, are a new event, stored on a
+    second try. Of two such copies racing, one releases the hash and the other, finding nothing to
+    release, is the replay."""
+    cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_TOLERANCE_SECONDS)
+    for attempt in range(2):
+        try:
+            return _insert(integration=integration, body_hash=digest, **fields)
+        except IntegrityError:
+            if attempt or not WebhookEvent.objects.filter(
+                integration=integration, body_hash=digest, received_at__lt=cutoff
+            ).update(body_hash=None):
+                return None
+    return None
+
+
 @csrf_exempt
 @require_POST
 def receive(request, kind, code, integration_id=None):
@@ -298,39 +376,31 @@ def receive(request, kind, code, integration_id=None):
     except Rejected as rejected:
         return _refuse(request, kind, code, rejected)
 
-    raw = request.body.decode("utf-8")
     digest = body_hash(request.body)
     secrets = integration.secret_values
     content_type = (request.content_type or "")[:100]
-    cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_TOLERANCE_SECONDS)
-    try:
-        with transaction.atomic():
-            # A row older than the window no longer guards its body: the same bytes now, signed
-            # with a fresh timestamp, are a new event.
-            WebhookEvent.objects.filter(integration=integration, body_hash=digest, received_at__lt=cutoff).update(
-                body_hash=None
-            )
-            with transaction.atomic():
-                event = WebhookEvent.objects.create(
-                    integration=integration,
-                    kind=kind,
-                    code=code,
-                    event_id=str(event_id)[:200],
-                    headers=_bounded_headers(request, secrets),
-                    raw_body=raw,
-                    body=_redacted_body(request.body, content_type, secrets),
-                    content_type=content_type,
-                    body_hash=digest,
-                    remote_addr=request.META.get("REMOTE_ADDR"),
-                )
-    except IntegrityError:
+    event = _store(
+        integration,
+        digest,
+        kind=kind,
+        code=code,
+        event_id=str(event_id)[:200],
+        headers=_bounded_headers(request, secrets),
+        raw_body=request.body.decode("utf-8"),
+        body=_redacted_body(request.body, content_type, secrets),
+        content_type=content_type,
+        remote_addr=request.META.get("REMOTE_ADDR"),
+    )
+    if event is None:
         # A replay (same event id, or same body within the window): acknowledged so the provider
         # stops retrying, but never processed twice.
         return JsonResponse(adapter_ack(adapter, duplicate=True), status=200)
 
     from .tasks import process_webhook_event
 
-    transaction.on_commit(lambda: process_webhook_event.delay(event.pk))
+    # No task result: the event row records the outcome, and storing it again would cost the
+    # worker a second write per notification.
+    transaction.on_commit(lambda: process_webhook_event.apply_async((event.pk,), ignore_result=True))
     return JsonResponse(adapter_ack(adapter, duplicate=False), status=200)
 
 
@@ -347,17 +417,34 @@ def adapter_ack(adapter, duplicate):
 
 
 def process(event):
-    """Run the adapter's handler for a stored event; state is claimed so a duplicate does nothing."""
+    """Run the adapter's handler for a stored event, exactly once.
+
+    One transaction holds the claim, the handler's writes and the event's end: the conditional
+    UPDATE that marks the event processed is the claim (a duplicate task waits on its row, then
+    finds it taken), and it commits with what the handler wrote, or not at all. A failed handler
+    leaves nothing but the event marked failed, with its traceback, for an operator to replay."""
     import traceback
 
-    if not event.claim():
-        return False
+    done = timezone.now()
     try:
         with transaction.atomic():
+            claimed = (
+                WebhookEvent.objects.filter(pk=event.pk, state__in=_CLAIMABLE)
+                .update(state=WebhookEvent.State.PROCESSED, attempts=F("attempts") + 1, error="", processed_at=done)
+            )
+            if claimed != 1:
+                return False
             event.integration.adapter.handle_webhook(event)
     except Exception:  # noqa: BLE001 - the traceback is kept on the row for operators to replay
         # A handler's message may quote the body it read: redacted like the body.
-        event.finish(error=redact_text(traceback.format_exc(limit=20), event.integration.secret_values))
+        error = redact_text(traceback.format_exc(limit=20), event.integration.secret_values)
+        WebhookEvent.objects.filter(pk=event.pk, state__in=_CLAIMABLE).update(
+            state=WebhookEvent.State.FAILED, attempts=F("attempts") + 1, error=error, processed_at=timezone.now()
+        )
+        event.refresh_from_db(fields=["state", "error", "attempts", "processed_at"])
         return False
-    event.finish()
+    event.state, event.error, event.processed_at = WebhookEvent.State.PROCESSED, "", done
     return True
+
+
+_CLAIMABLE = (WebhookEvent.State.RECEIVED, WebhookEvent.State.FAILED)

@@ -103,13 +103,16 @@ def apply_status(payment, status, *, source=Source.RECONCILIATION, reason="", ac
 def apply_notification(integration, notification, event=None):
     """A verified provider notification (payments.interface.Notification) applied to our payment.
     Called by the adapters' `handle_webhook` inside the webhook task's transaction."""
-    payment = Payment.objects.filter(reference=notification.merchant_reference).select_related("integration").first()
+    # The reference is unique: no ORDER BY, and no join for the row the caller already holds.
+    payment = next(iter(Payment.objects.filter(reference=notification.merchant_reference).order_by()[:1]), None)
     if payment is None or (integration is not None and payment.integration_id != integration.pk):
         # Not ours, or another row's (or a way to pay of our own, which no provider may settle): a
         # notification never reaches across terminals.
         logger.warning("Notification for unknown payment %r (row %s) ignored", notification.merchant_reference[:40],
                        getattr(integration, "pk", None))
         return None
+    if integration is not None:
+        payment.integration = integration
     suffix = f" (event {event.pk})" if event is not None else ""
     if notification.kind in ("refund", "void_refund"):
         from .refunds import apply_refund_notification
