@@ -54,6 +54,16 @@ class FakeGateway(PaymentGateway):
                                                                currency=payment.currency))
 
 
+@pytest.fixture(autouse=True)
+def _english_messages():
+    """Messages read outside a request (services, adapters, commands) are asserted in English: the
+    default language is Arabic, which the catalogue tests and the Arabic page tests check."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def reference_data(db):
     """The seed's banks and methods, and the fallback table the methods' fallback reads: migrations

@@ -53,4 +53,10 @@ def test_bad_input_exits_non_zero_with_one_readable_line():
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "hexadecimal" in lines[0] and "Traceback" not in done.stderr
+    # The operator reads it in the site's language (Arabic): the catalogue's words for the message.
+    from django.conf import settings
+    from django.utils import translation
+
+    with translation.override(settings.LANGUAGE_CODE):
+        expected = translation.gettext("The key must be hexadecimal: pairs of the digits 0-9 and letters A-F.")
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in done.stderr
