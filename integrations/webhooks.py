@@ -180,7 +180,7 @@ def _content_length(request):
 ROW_CACHE_SECONDS = 5.0
 ROW_REREAD_SECONDS = 1.0
 _ROW_CACHE_SIZE = 256
-_rows = {}  # (kind, code, row id or None) -> (time.monotonic() when read, row or None)
+_rows = {}  # (kind, code, row id or None) -> (time.monotonic() when read, row or None, when last read fresh)
 
 
 def forget_rows(**_signal):
@@ -195,16 +195,21 @@ def _read_integration(kind, code, integration_id):
 
 
 def _find_integration(kind, code, integration_id, fresh=False):
-    """The row, and whether it may be stale (it came from the per-process cache)."""
+    """The row, and whether it may be stale (it came from the per-process cache). `fresh` reads it
+    again unless that was done less than ROW_REREAD_SECONDS ago."""
     key = (kind, code, integration_id)
     now = time.monotonic()
     hit = _rows.get(key)
-    if hit is not None and now - hit[0] < (ROW_REREAD_SECONDS if fresh else ROW_CACHE_SECONDS):
-        return hit[1], not fresh
+    if hit is not None:
+        read_at, row, reread_at = hit
+        if fresh and now - reread_at < ROW_REREAD_SECONDS:
+            return row, False
+        if not fresh and now - read_at < ROW_CACHE_SECONDS:
+            return row, True
     row = _read_integration(kind, code, integration_id)
     if len(_rows) >= _ROW_CACHE_SIZE:  # URLs naming rows that do not exist must not grow it without end
         _rows.clear()
-    _rows[key] = (now, row)
+    _rows[key] = (now, row, now if fresh else float("-inf"))
     return row, False
 
 

@@ -389,7 +389,8 @@ def test_guard_the_signature_is_compared_in_constant_time(provider, monkeypatch)
     body, headers = signed({"id": "evt_ct"})
     assert post(body, headers).status_code == 200
     refusal(post(body, {**headers, "X-Eishro-Signature": "sha256=" + "0" * 64}), 401, "bad_signature")
-    assert len(calls) == 2 and calls[1][1] == b"sha256=" + b"0" * 64
+    # Refused against the cached row, then against a fresh read of it (its secret may have changed).
+    assert len(calls) == 3 and calls[1][1] == calls[2][1] == b"sha256=" + b"0" * 64
 
 
 def test_guard_body_size_limit(provider, settings):
