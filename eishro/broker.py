@@ -15,6 +15,10 @@ has it (see `Channel.queue_bind`: kombu could drop a message without a word). Se
 with `CELERY_BROKER_TRANSPORT = "eishro.broker:Transport"` whenever the broker URL is
 `filesystem://`.
 
+For throughput, a consumer lists the queue folder once per batch of messages rather than once per
+message, and `Transport.wake()` ends a wait for messages at once (eishro.consumer calls it when a
+pool thread has queued a finished task's acknowledgement for the worker's loop).
+
 Transport options, beyond kombu's: `claimed_folder` (where a consumer moves a file to own it; on
 the same file system as the queue, so that the move is an atomic rename) and `rejected_folder`;
 both default to siblings of `data_folder_in`. The folders are made when first used.
