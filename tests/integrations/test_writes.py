@@ -232,7 +232,8 @@ def test_an_error_inside_a_real_traced_call_is_unknown(order):
 
     class BrokenTransport(ScriptedWrite):
         def send(self, order):
-            with Tracer(order.provider.integration, transport="http").call("add", endpoint="https://x.test"):
+            tracer = Tracer(order.provider.integration, transport="http")
+            with tracer.call("add", endpoint="https://x.test", method="POST"):
                 raise ZeroDivisionError("the library failed after writing the request")
 
     with pytest.raises(ZeroDivisionError):
