@@ -136,8 +136,8 @@ def through_worker(pool_name, concurrency, tasks, seconds, workdir, time_limit):
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
-        with app.connection_for_write() as conn:  # what the time limit left: not for the next worker
-            conn.default_channel.queue_purge(queue)
+        with app.connection_for_write() as conn:  # with what the time limit left, and its binding
+            conn.default_channel.queue_delete(queue)
     span = ends.times[-1] - ends.times[0] if len(ends.times) > 1 else 0.0
     return {
         "done": done,
