@@ -137,7 +137,9 @@ def through_worker(pool_name, concurrency, tasks, seconds, workdir, time_limit):
         except subprocess.TimeoutExpired:
             worker.kill()
         with app.connection_for_write() as conn:  # with what the time limit left, and its binding
-            conn.default_channel.queue_delete(queue)
+            bound = app.amqp.queues[queue](conn.default_channel)
+            bound.declare()  # kombu deletes the bindings this connection knows of: none until declared
+            bound.delete()
     span = ends.times[-1] - ends.times[0] if len(ends.times) > 1 else 0.0
     return {
         "done": done,
