@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from integrations.models import ExternalIntegration
@@ -66,7 +66,15 @@ class Bank(models.Model):
         ordering = ["position", "code"]
 
     def __str__(self):
-        return f"{self.code} · {self.name_en or self.name_ar}"
+        return f"{self.code} · {self.local_name}"
+
+    @property
+    def local_name(self):
+        """The name in the reader's language: Arabic when the active language is, else English
+        (Arabic when no English name is set)."""
+        if (translation.get_language() or "").startswith("ar"):
+            return self.name_ar or self.name_en
+        return self.name_en or self.name_ar
 
 
 class PaymentMethod(models.Model):
@@ -101,7 +109,15 @@ class PaymentMethod(models.Model):
         ordering = ["position", "code"]
 
     def __str__(self):
-        return self.name_en or self.code
+        return self.local_name or self.code
+
+    @property
+    def local_name(self):
+        """The name in the reader's language: Arabic when the active language is, else English
+        (Arabic when no English name is set)."""
+        if (translation.get_language() or "").startswith("ar"):
+            return self.name_ar or self.name_en
+        return self.name_en or self.name_ar
 
 
 class PaymentStatus(models.TextChoices):

@@ -230,7 +230,7 @@ class PaymentSerializer(CamelCaseModelSerializer):
         bank = obj.bank
         return {"reference": str(data.get("transfer_reference") or obj.reference),
                 "bankCode": obj.bank_id or "",
-                "bankName": (bank.name_en or bank.name_ar) if bank else "",
+                "bankName": bank.local_name if bank else "",
                 "processingTime": str(data.get("processing_time") or "")}
 
     @extend_schema_field(WalletSerializer(allow_null=True))

@@ -92,7 +92,7 @@ def create_payment(owner, *, order_reference="", amount, currency, method, bank_
         integration = provider_row(row.adapter, owner)
         if integration is None:
             others = ", ".join(alternatives_for(row.adapter))
-            message = _("%(method)s is unavailable right now.") % {"method": row.name_en or row.code}
+            message = _("%(method)s is unavailable right now.") % {"method": row.local_name or row.code}
             if others:
                 message += " " + _("You can use: %(alternatives)s.") % {"alternatives": others}
             raise ValidationError({"method": [message]})

@@ -116,18 +116,18 @@ def validate_payment(owner, *, amount, currency, method, bank_code="", payer_pho
     if row is None:
         raise ValidationError({"method": [_("Unknown payment method.")]})
     if not row.enabled:
-        errors["method"] = [_("%(method)s is not available.") % {"method": row.name_en or row.code}]
+        errors["method"] = [_("%(method)s is not available.") % {"method": row.local_name or row.code}]
     if currency not in (row.currencies or []):
         errors["currency"] = [_("%(method)s takes %(currencies)s only.")
-                              % {"method": row.name_en or row.code, "currencies": ", ".join(row.currencies or [])}]
+                              % {"method": row.local_name or row.code, "currencies": ", ".join(row.currencies or [])}]
     value = _amount(amount, currency, errors)
     if value is not None and "currency" not in errors:
         if row.min_amount is not None and value < row.min_amount:
             errors["amount"] = [_("The minimum for %(method)s is %(limit)s %(currency)s.")
-                                % {"method": row.name_en or row.code, "limit": row.min_amount, "currency": currency}]
+                                % {"method": row.local_name or row.code, "limit": row.min_amount, "currency": currency}]
         elif row.max_amount is not None and value > row.max_amount:
             errors["amount"] = [_("The maximum for %(method)s is %(limit)s %(currency)s.")
-                                % {"method": row.name_en or row.code, "limit": row.max_amount, "currency": currency}]
+                                % {"method": row.local_name or row.code, "limit": row.max_amount, "currency": currency}]
     bank = None
     bank_code = str(bank_code or "").strip().upper()
     allowed = [b for b in row.banks.all() if b.active]
