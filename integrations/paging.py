@@ -13,10 +13,12 @@ and the admin's changelists (CappedCountPaginator)."""
 
 import base64
 import binascii
+import datetime
 import json
 
 from django.core.paginator import Paginator
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.functional import cached_property
 
 COUNT_CAP = 10_000
@@ -106,19 +108,19 @@ class Keyset:
         return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
     def values(self, token):
+        if len(token) > MAX_TOKEN:
+            raise InvalidCursor(token[:MAX_TOKEN])
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             items = json.loads(raw)
-        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
             raise InvalidCursor(token) from exc
         if not isinstance(items, list) or len(items) != len(self.fields):
             raise InvalidCursor(token)
         try:
-            values = [field.to_python(item) for field, item in zip(self.fields, items, strict=True)]
+            values = [_storable(field.to_python(item)) for field, item in zip(self.fields, items, strict=True)]
         except Exception as exc:
             raise InvalidCursor(token) from exc
-        if None in values:
-            raise InvalidCursor(token)
         return values
 
     def after(self, queryset, token):
@@ -135,6 +137,29 @@ class Keyset:
             beyond |= step
         lead = Q(**{f"{self.paths[0]}__{'lte' if self.descending[0] else 'gte'}": values[0]})
         return self.order(queryset.filter(lead & beyond))
+
+
+# A position is a few ordering values; anything longer was not made by token().
+MAX_TOKEN = 2048
+
+
+def _storable(value):
+    """A cursor's value as the database can compare it, or ValueError: a forged one may hold what
+    to_python accepts and the query cannot bind (an id past 64 bits, a lone surrogate, a NUL that
+    PostgreSQL refuses in text, a naive time, or one of years 1 and 9999 that overflows in UTC)."""
+    if value is None:
+        raise ValueError("no position")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise ValueError("out of range")
+    if isinstance(value, str):
+        value.encode()
+        if "\x00" in value:
+            raise ValueError("NUL")
+    if isinstance(value, datetime.datetime):
+        if timezone.is_naive(value):
+            raise ValueError("naive")
+        value = value.astimezone(datetime.UTC)
+    return value
 
 
 def _json_value(value):
@@ -247,6 +272,28 @@ class FlatListAdminMixin:
         class FlatChangeList(base):
             def get_queryset(self, request, exclude_parameters=None):
                 return with_probed_dates(super().get_queryset(request, exclude_parameters))
+
+            def get_filters(self, request):
+                # Django turns a forged date hierarchy into dates without checking their range (year
+                # 9999's next year, a year past C's long, year 1 in UTC): "invalid parameters", not a 500.
+                from django.contrib.admin.options import IncorrectLookupParameters
+
+                try:
+                    filters = super().get_filters(request)
+                    for values in filters[2].values():  # the remaining lookups, the hierarchy's among them
+                        for value in values if isinstance(values, list) else [values]:
+                            if isinstance(value, datetime.datetime) and timezone.is_aware(value):
+                                value.astimezone(datetime.UTC)  # year 1 east of UTC: SQLite's overflow
+                except (OverflowError, ValueError) as exc:
+                    raise IncorrectLookupParameters(exc) from exc
+                return filters
+
+            def get_ordering_field(self, field_name):
+                # sortable_by only hides the headers' links; a forged `o=` would still sort a
+                # million rows by an unindexed column.
+                if self.sortable_by is not None and field_name not in self.sortable_by:
+                    return None
+                return super().get_ordering_field(field_name)
 
         return FlatChangeList
 

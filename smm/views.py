@@ -222,9 +222,16 @@ class ProviderViewSet(MaskProviderSecrets, ValidLookupMixin, viewsets.GenericVie
             qs = qs.filter(type__iexact=params["type"])
         if params.get("search"):
             term = params["search"]
+            # A catalogue name is short; a longer term finds nothing and SQLite refuses a LIKE of 50 KB (a 500).
+            if len(term) > MAX_SEARCH or not term.isprintable():
+                raise ValidationError({"search": [_("Search for at most %(max)d printable characters.")
+                                                  % {"max": MAX_SEARCH}]})
             qs = qs.filter(Q(name__icontains=term) | Q(category__icontains=term) | Q(service_id=term))
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(ServiceSerializer(page, many=True).data)
+
+
+MAX_SEARCH = 200
 
 
 class StatusLabelsField(forms.CharField):
