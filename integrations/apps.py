@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from .domain import DAY, DomainConfig
+from .domain import DAY, MINUTE, DomainConfig
 
 
 class IntegrationsConfig(DomainConfig):
@@ -9,6 +9,7 @@ class IntegrationsConfig(DomainConfig):
     default_auto_field = "django.db.models.BigAutoField"
     schedule = {
         "IntegrationLog partitions ahead and retention": ("integrations.tasks.maintain_log_partitions", DAY, {}),
+        "Webhook events left unprocessed": ("integrations.tasks.process_received_webhooks", MINUTE, {}),
     }
     # Fault injection and the generic health endpoint shared by every domain's simulators.
     sandbox_urls = "integrations.sandbox"

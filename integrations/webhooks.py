@@ -59,6 +59,7 @@ from django.views.decorators.http import require_POST
 
 from .adapters import registered_codes
 from .models import ExternalIntegration, Kind, WebhookEvent
+from .outbox import publish
 from .redaction import redact_body, redact_headers, redact_text
 
 logger = logging.getLogger(__name__)
@@ -403,9 +404,14 @@ def receive(request, kind, code, integration_id=None):
 
     from .tasks import process_webhook_event
 
+    # The event row is the outbox: a broker that cannot take the task leaves it `received` for the
+    # sweep (integrations.tasks.process_received_webhooks), and the provider still hears that we have
+    # it — a 500 would make it retry into the replay guard, which acknowledges without processing.
     # No task result: the event row records the outcome, and storing it again would cost the
     # worker a second write per notification.
-    transaction.on_commit(lambda: process_webhook_event.apply_async((event.pk,), ignore_result=True))
+    transaction.on_commit(lambda: publish(
+        process_webhook_event, (event.pk,), ignore_result=True,
+        what=f"Webhook event {event.pk}", sweep="the received-webhooks sweep"))
     return JsonResponse(adapter_ack(adapter, duplicate=False), status=200)
 
 

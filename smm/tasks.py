@@ -4,22 +4,16 @@ and transient provider errors are retried with exponential backoff."""
 import logging
 
 from celery import shared_task
-from kombu.exceptions import OperationalError
-from redis.exceptions import RedisError
 
 from integrations.errors import ProviderError
 from integrations.locks import LockUnavailable, provider_lock
+from integrations.outbox import publish
 
 from . import catalogue, orders, polling, providers
 from .models import OPEN_STATES, SMMOrder, SMMProvider, SMMRefill
 
 logger = logging.getLogger("smm")
 MAX_RETRIES = 4
-# What publishing raises when the broker cannot take a message: kombu's wrapper of the transport's
-# connection errors, and what a transport lets through (Redis's own, the filesystem broker's OSError).
-BROKER_ERRORS = (OperationalError, RedisError, OSError)
-# A request waits at most about a second for the broker: the order is safe in its row either way.
-PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
 def _provider(pk):
@@ -87,13 +81,8 @@ def enqueue_submission(order_pk):
     the task (never queued, its message lost, its worker killed before claiming), by the retry
     sweep below, which finds every queued order that is due. So a failure here is a delay, not a
     lost order, and the request that created the order goes on."""
-    try:
-        submit_order.apply_async((order_pk,), retry=True, retry_policy=PUBLISH_RETRY)
-    except BROKER_ERRORS as exc:
-        logger.warning("SMM order %s: its send could not be queued (%s: %s); the retry sweep sends it",
-                       order_pk, type(exc).__name__, exc)
-        return False
-    return True
+    return publish(submit_order, (order_pk,), what=f"The send of SMM order {order_pk}",
+                   sweep="the retry sweep (SMM queued order retries)")
 
 
 @shared_task

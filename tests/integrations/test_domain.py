@@ -19,6 +19,7 @@ DOMAIN_APPS = ["integrations", "payments", "shipping", "messaging", "smm", "moni
 # docs/architecture.md's beat schedule table, for the apps that exist so far.
 SCHEDULE = {
     "IntegrationLog partitions ahead and retention": ("integrations.tasks.maintain_log_partitions", 86400, {}),
+    "Webhook events left unprocessed": ("integrations.tasks.process_received_webhooks", 60, {}),
     "SMM service sync": ("smm.tasks.sync_all_services", 3600, {}),
     "SMM order status polling": ("smm.tasks.poll_all_orders", 300, {}),
     "SMM balances": ("smm.tasks.refresh_all_balances", 3600, {}),
