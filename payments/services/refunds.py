@@ -152,7 +152,8 @@ def settle(refund, *, actor=None):
 
 
 def apply_refund_notification(payment, notification, *, reason=""):
-    """A provider's word on a refund: the open refund of that amount is done (or failed)."""
+    """A provider's word on a refund: the open refund of that amount is done. A word that it failed
+    is recorded as a mismatch for the operator, never applied (see below)."""
     from .outcomes import Source, record_mismatch
 
     status = notification.status
@@ -168,13 +169,21 @@ def apply_refund_notification(payment, notification, *, reason=""):
             record_mismatch(payment, "status", payment.status, "refunded", source=Source.NOTIFICATION,
                             details={"amount": str(status.amount), "provider_reference": status.provider_reference})
         return False
-    target = R.REFUNDED if status.state == State.REFUNDED else R.FAILED
+    if status.state != State.REFUNDED:
+        # A notification may confirm a refund, never fail it. Moamalat's hash covers the amount,
+        # currency, time and terminal only, not TxnType or ActionCode: a buyer holding any signed
+        # notification of that amount (the Lightbox hands one to their browser) could turn it into
+        # "this refund failed" and have an unknown refund sent again. A refund fails by the
+        # provider's answer to our own call, by reconciliation or by an operator; this word is
+        # shown to the operator instead.
+        record_mismatch(payment, "status", match.status, "failed", source=Source.NOTIFICATION,
+                        details={"refund": match.reference, "amount": str(status.amount),
+                                 "message": status.message[:200]})
+        return False
     fields = {"completed_at": timezone.now()}
     if status.provider_reference and not match.provider_reference:
         fields["provider_reference"] = status.provider_reference[:100]
-    if target == R.FAILED:
-        fields["error"] = status.message[:2000]
-    moved = match.transition(target, reason=reason, **fields)
+    moved = match.transition(R.REFUNDED, reason=reason, **fields)
     settle(match)
     return moved
 

@@ -209,6 +209,20 @@ def test_a_refund_notification_settles_the_open_refund_of_that_amount(card, send
     assert (card.status, card.refunded_amount) == ("partially_refunded", Decimal("4.000"))
 
 
+@pytest.mark.parametrize("forged", [{"txn_type": 2, "action": "51"}, {"txn_type": 4}])
+def test_a_notification_never_fails_a_refund_so_it_is_never_sent_again(card, send, forged):
+    """TxnType and ActionCode are outside Moamalat's hash: the buyer's own signed sale notification,
+    retyped as a declined refund (or a voided one), must not fail an open refund of that amount —
+    a failed refund may be made again, and the buyer paid twice."""
+    send(notification(card.reference))
+    refund = Refund.objects.create(payment=card, amount=Decimal("10.000"), status="unknown")
+    send(notification(card.reference, **forged))
+    refund.refresh_from_db()
+    assert refund.status == "unknown"
+    mismatch = ReconciliationMismatch.objects.get(payment=card)
+    assert (mismatch.kind, mismatch.source, mismatch.details["refund"]) == ("status", "notification", refund.reference)
+
+
 @pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite's in-memory test database is one connection: "
                     "threads cannot race on it")
 @pytest.mark.django_db(transaction=True)
