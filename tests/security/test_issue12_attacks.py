@@ -400,3 +400,18 @@ def test_one_key_raced_by_two_requests_with_the_cache_down_makes_one_order(merch
     assert sorted(a.status_code for a in answers) == [200, 201], [a.content[:300] for a in answers]
     assert answers[0].json()["id"] == answers[1].json()["id"]
     assert SMMOrder.objects.filter(idempotency_key="race-1").count() == 1
+
+
+def test_every_list_of_the_api_refuses_forged_cursors_and_bad_pages_without_a_500(api, mine):
+    schema = api.get("/api/schema/", {"format": "json"}).json()
+    lists = [path for path, ops in schema["paths"].items()
+             if "{" not in path and any(p["name"] == "cursor" for p in ops.get("get", {}).get("parameters", []))]
+    assert len(lists) >= 5, lists
+    probes = [{"cursor": cursor} for cursor in FORGED_CURSORS.values()] + [
+        {"cursor": token(["\ud800"])}, {"cursor": token([1, 2, 3, 4])},
+        {"cursor": token(["x", "y"])}, {"cursor": token([10**30, "00000000-0000-0000-0000-000000000000"])},
+        {"page": "1e9"}, {"page": "-1"}, {"limit": "-1"}, {"page": "2", "cursor": "x"}]
+    for path in lists:
+        for params in probes:
+            answer = api.get(path, params)
+            assert answer.status_code in (200, 400, 403, 404), (path, params, answer.status_code, answer.content[:300])
