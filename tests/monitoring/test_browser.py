@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -45,33 +44,8 @@ def browser(monkeypatch):
         )
         yield browser
         browser.close()
-    _end_live_server_sessions()
-
-
-def _end_live_server_sessions():
-    """A live-server request thread that served the browser can keep its PostgreSQL session open
-    (idle) after the browser is gone, and the test database then cannot be dropped at the end of the
-    run. Wait for such sessions to end; terminate the ones still idle after two seconds."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        return
-    query = (
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-        "AND state = 'idle'"
-    )
-    deadline = time.time() + 2
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute(query)
-            pids = [row[0] for row in cursor.fetchall()]
-            if not pids:
-                return
-            if time.time() > deadline:
-                for pid in pids:
-                    cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-                return
-            time.sleep(0.1)
+    # The live server's database sessions are left to the suite's end (tests/conftest.py): ending
+    # them here broke the next live-server test on PostgreSQL (its connections terminated).
 
 
 @pytest.mark.django_db(transaction=True)
