@@ -22,7 +22,7 @@ from integrations.transports.soap import SoapClient
 WSDL = Path(__file__).with_name("payment_service.wsdl")
 PASSWORD = "pw-Right-7781"  # the merchant's password: the row's api_key
 STALE_PASSWORD = "pw-Stale-0000"
-PIN = "4821"
+PIN = "748215"  # six digits: no loopback port (five at most) can contain it by chance
 CARD = "4111111111111111"
 SECRETS = (PASSWORD, PIN, CARD)
 
